@@ -1,0 +1,44 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    import tfptm
+
+    return tfptm.data.load_digits()
+
+
+@pytest.fixture
+def tiny_classifier():
+    """A small compiled digits classifier with three classes."""
+    import tfptm
+
+    backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8, 16), input_scale=1 / 16)
+    return tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3))
+
+
+@pytest.fixture
+def digit_batch(digits):
+    images, labels = digits
+    keep = labels < 3
+    return images[keep][:64], labels[keep][:64]
+
+
+def assert_no_partial(directory):
+    """No staging leftovers (names with `.partial-`) anywhere under `directory`."""
+    leftovers = [p for p in os.listdir(directory) if ".partial-" in p] if os.path.isdir(directory) else []
+    assert leftovers == [], leftovers
+
+
+np.set_printoptions(precision=4)

@@ -1,0 +1,37 @@
+import pytest
+
+from tfptm.errors import TfptmError
+from tfptm.files import staged_directory, write_json_atomic
+
+
+def test_staged_directory_appears_only_when_complete(tmp_path):
+    target = tmp_path / "run"
+    with staged_directory(target) as staging:
+        (staging / "a.txt").write_text("x")
+        assert not target.exists()
+    assert (target / "a.txt").read_text() == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_staged_directory_is_removed_on_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        with staged_directory(tmp_path / "run") as staging:
+            (staging / "half.txt").write_text("x")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_nonempty_target_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep").write_text("mine")
+    with pytest.raises(TfptmError, match="already exists and is not empty"):
+        with staged_directory(tmp_path / "run"):
+            pass
+    assert (tmp_path / "run" / "keep").read_text() == "mine"
+
+
+def test_unwritable_parent_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(TfptmError, match="Cannot write"):
+        write_json_atomic(blocker / "sub" / "summary.json", {})

@@ -1,0 +1,5 @@
+import sys
+
+from tfptm.cli import main
+
+sys.exit(main())

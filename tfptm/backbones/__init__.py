@@ -1,0 +1,10 @@
+"""Backbones from every source, resolved by one registry (floor 1).
+
+Each module registers its builders on import: `local` (CNN, RNN and
+Transformer models built here).
+"""
+
+from tfptm.backbones import local  # noqa: F401  (registers its builders)
+from tfptm.backbones.registry import BACKBONE_NAME, BackboneEntry, available, blocks, entry, get, register
+
+__all__ = ["BACKBONE_NAME", "BackboneEntry", "available", "blocks", "entry", "get", "register"]

@@ -1,0 +1,44 @@
+"""Joins a backbone and a head into one functional `keras.Model` (floor 2)."""
+
+import keras
+
+from tfptm.backbones.registry import BACKBONE_NAME
+from tfptm.errors import TfptmError
+
+
+def build_model(backbone, head, optimizer="adam", learning_rate=1e-3, name="model"):
+    """Builds `head(backbone(inputs))` as a functional model and compiles it.
+
+    The backbone stays one nested layer, reachable as
+    `model.get_layer("backbone")`, so it can be frozen, inspected or saved on
+    its own. The model is compiled with the head's loss and metrics and the
+    named Keras optimizer; call `model.compile` again to change any of them.
+
+    Example:
+    >>> import tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8, 16))
+    >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=5))
+    >>> model.output.shape, model.get_layer("backbone") is backbone
+    ((None, 5), True)
+    """
+    if not isinstance(backbone, keras.Model):
+        raise TfptmError(f"build_model: backbone must be a keras.Model; got {type(backbone).__name__}")
+    backbone.name = BACKBONE_NAME
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), backbone.input
+    )
+    model = keras.Model(inputs, head(backbone(inputs)), name=name)
+    model.compile(
+        optimizer=keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}}),
+        loss=head.loss(),
+        metrics=head.metrics(),
+    )
+    return model
+
+
+def get_backbone(model):
+    """Returns the backbone sub-model of a model made by `build_model`."""
+    try:
+        return model.get_layer(BACKBONE_NAME)
+    except ValueError:
+        raise TfptmError(f"Model {model.name!r} has no layer named {BACKBONE_NAME!r}; build it with tfptm.build_model")

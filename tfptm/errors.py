@@ -1,0 +1,12 @@
+"""The one exception type tfptm raises for problems with what the user gave it."""
+
+
+class TfptmError(ValueError):
+    """A user error: bad input, a missing file, an offline download, a bad recipe.
+
+    The message says what was wrong, where, and what was expected. The CLI
+    prints it as one line and exits with status 2; Python callers can catch it
+    (or `ValueError`, which it subclasses).
+    """
+
+    exit_code = 2

@@ -1,0 +1,5 @@
+"""Metrics and reports (floor 4)."""
+
+from tfptm.evaluation.metrics import classification_metrics, evaluate, predict_classes
+
+__all__ = ["classification_metrics", "evaluate", "predict_classes"]

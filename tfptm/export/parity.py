@@ -1,0 +1,62 @@
+"""Checks that exported artifacts compute what the Keras model computes."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfptm.data.arrays import check_arrays
+from tfptm.evaluation.metrics import predict_classes
+from tfptm.export.litert import run_tflite
+
+SAVED_MODEL_TOLERANCE = 1e-5
+TFLITE_MIN_AGREEMENT = 0.99
+
+
+def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_size=256):
+    """Reloads a SavedModel with `tf.saved_model.load`, calls `serving_default` on `x`
+    and compares its probabilities and class ids with `model.predict(x)`.
+
+    Returns a JSON-ready dict; `ok` is true when every probability is within
+    `tolerance` and every class id agrees.
+    """
+    x, _ = check_arrays(x, where="check_saved_model")
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1]
+    served = [signature(**{input_name: tf.constant(x[i : i + batch_size])}) for i in range(0, len(x), batch_size)]
+    probabilities = np.concatenate([s["probabilities"].numpy() for s in served])
+    ids = np.concatenate([s["class_ids"].numpy() for s in served])
+    expected = model.predict(x, batch_size=batch_size, verbose=0)
+    max_diff = float(np.max(np.abs(probabilities - expected)))
+    ids_agree = bool(np.array_equal(ids, predict_classes(expected)))
+    return {
+        "max_abs_diff": max_diff,
+        "tolerance": tolerance,
+        "class_ids_agree": ids_agree,
+        "num_examples": int(len(x)),
+        "ok": max_diff <= tolerance and ids_agree,
+    }
+
+
+def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num_threads=None):
+    """Runs a `.tflite` file with LiteRT on `x` and compares it with `model.predict(x)`.
+
+    Reports top-1 agreement, the largest probability difference and, when
+    labels `y` are given, the accuracy of both and its delta. `ok` is true when
+    top-1 agreement reaches `min_agreement`.
+    """
+    x, y = check_arrays(x, y, where="check_tflite")
+    lite = run_tflite(path, x, num_threads=num_threads)
+    expected = model.predict(x, verbose=0)
+    lite_ids, keras_ids = predict_classes(lite), predict_classes(expected)
+    agreement = float(np.mean(lite_ids == keras_ids))
+    report = {
+        "top1_agreement": agreement,
+        "max_prob_diff": float(np.max(np.abs(lite - expected))),
+        "min_agreement": min_agreement,
+        "num_examples": int(len(x)),
+        "ok": agreement >= min_agreement,
+    }
+    if y is not None:
+        report["keras_accuracy"] = float(np.mean(keras_ids == y))
+        report["tflite_accuracy"] = float(np.mean(lite_ids == y))
+        report["accuracy_delta"] = report["tflite_accuracy"] - report["keras_accuracy"]
+    return report

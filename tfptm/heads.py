@@ -1,0 +1,119 @@
+"""Task heads: pooling, optional hidden layer, and an output whose activation, loss
+and metrics follow from the task (floor 2).
+
+Every head outputs what a server should return, not logits: probabilities for
+`multiclass`, `binary` and `multilabel`, values for `regression`. The losses
+are set up for that (`from_logits=False`), and exported models return the
+same tensor. The output layer computes in float32 even under mixed precision.
+"""
+
+import dataclasses
+
+import keras
+
+from tfptm.errors import TfptmError
+
+TASKS = ("multiclass", "binary", "multilabel", "regression")
+POOLINGS = ("avg", "max", "flatten", "first")
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """A task head, applied to backbone features with `head(features)`.
+
+    Args:
+        task: one of `"multiclass"`, `"binary"`, `"multilabel"`, `"regression"`.
+        num_classes: classes (multiclass, multilabel) or output values (regression,
+            default 1); binary always has one output.
+        pooling: how feature maps or sequences become one vector: `"avg"`,
+            `"max"`, `"flatten"` or `"first"` (the first token, e.g. BERT's [CLS]).
+            Vector features are used as they are.
+        dropout: dropout rate before the output layer (and the hidden layer).
+        hidden_units: width of an optional hidden ReLU layer.
+
+    Example:
+    >>> import keras
+    >>> head = Head("multiclass", num_classes=3, dropout=0.1)
+    >>> head(keras.Input((4, 4, 8))).shape
+    (None, 3)
+    """
+
+    task: str = "multiclass"
+    num_classes: int | None = None
+    pooling: str = "avg"
+    dropout: float = 0.0
+    hidden_units: int | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise TfptmError(f"Head: unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.pooling not in POOLINGS:
+            raise TfptmError(f"Head: unknown pooling {self.pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if self.task in ("multiclass", "multilabel") and (self.num_classes is None or self.num_classes < 2):
+            raise TfptmError(f"Head: task {self.task!r} needs num_classes >= 2; got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TfptmError(f"Head: dropout is {self.dropout}; expected 0 <= dropout < 1")
+
+    @property
+    def units(self):
+        if self.task == "binary":
+            return 1
+        return self.num_classes or 1
+
+    @property
+    def activation(self):
+        return {"multiclass": "softmax", "binary": "sigmoid", "multilabel": "sigmoid", "regression": "linear"}[self.task]
+
+    @property
+    def output_name(self):
+        return "predictions" if self.task == "regression" else "probabilities"
+
+    def __call__(self, features):
+        x = _pool(features, self.pooling)
+        if self.hidden_units:
+            if self.dropout:
+                x = keras.layers.Dropout(self.dropout, name="head_hidden_dropout")(x)
+            x = keras.layers.Dense(self.hidden_units, activation="relu", name="head_hidden")(x)
+        if self.dropout:
+            x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
+        x = keras.layers.Dense(self.units, name="head_logits", dtype="float32")(x)
+        return keras.layers.Activation(self.activation, name=self.output_name, dtype="float32")(x)
+
+    def loss(self):
+        """The loss that matches this head's output activation."""
+        if self.task == "multiclass":
+            return keras.losses.SparseCategoricalCrossentropy()
+        if self.task in ("binary", "multilabel"):
+            return keras.losses.BinaryCrossentropy()
+        return keras.losses.MeanSquaredError()
+
+    def metrics(self):
+        """The metrics `model.fit` reports for this task."""
+        if self.task == "multiclass":
+            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if self.task == "binary":
+            return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+        if self.task == "multilabel":
+            return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc", multi_label=True)]
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+def _pool(features, pooling):
+    rank = len(features.shape)
+    if rank == 2:
+        return features
+    if pooling == "flatten":
+        return keras.layers.Flatten(name="head_flatten")(features)
+    if rank == 3 and pooling == "first":
+        return features[:, 0, :]
+    if pooling == "first":
+        raise TfptmError(f"Head: pooling 'first' needs sequence features (batch, steps, dim); got shape {features.shape}")
+    layers = {
+        (3, "avg"): keras.layers.GlobalAveragePooling1D,
+        (3, "max"): keras.layers.GlobalMaxPooling1D,
+        (4, "avg"): keras.layers.GlobalAveragePooling2D,
+        (4, "max"): keras.layers.GlobalMaxPooling2D,
+    }
+    if (rank, pooling) not in layers:
+        raise TfptmError(f"Head: cannot pool features of shape {features.shape}; expected rank 2, 3 or 4")
+    return layers[(rank, pooling)](name=f"head_{pooling}_pool")(features)
