@@ -35,6 +35,16 @@ def digit_batch(digits):
     return images[keep][:64], labels[keep][:64]
 
 
+@pytest.fixture
+def trained_classifier(tiny_classifier, digit_batch):
+    """`tiny_classifier` after a few epochs, so its predictions are confident enough to compare."""
+    import tfptm
+
+    x, y = digit_batch
+    tfptm.finetune(tiny_classifier, tfptm.data.from_arrays(x, y, seed=0), tfptm.training.full(5, 1e-2), verbose=0)
+    return tiny_classifier
+
+
 def assert_no_partial(directory):
     """No staging leftovers (names with `.partial-`) anywhere under `directory`."""
     leftovers = [p for p in os.listdir(directory) if ".partial-" in p] if os.path.isdir(directory) else []

@@ -45,7 +45,7 @@ def test_quickstart_end_to_end_with_tiny_settings(tmp_path):
     run, export = tmp_path / "run", tmp_path / "export"
     result = tfptm(
         "quickstart", "--out", str(run), "--export-dir", str(export),
-        "--source-epochs", "2", "--head-epochs", "2", "--finetune-epochs", "2", "--scratch-epochs", "2",
+        "--source-epochs", "5", "--head-epochs", "5", "--finetune-epochs", "5", "--scratch-epochs", "2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())

@@ -5,6 +5,24 @@ Transformer models built here).
 """
 
 from tfptm.backbones import local  # noqa: F401  (registers its builders)
-from tfptm.backbones.registry import BACKBONE_NAME, BackboneEntry, available, blocks, entry, get, register
+from tfptm.backbones.registry import (
+    BACKBONE_NAME,
+    BackboneEntry,
+    available,
+    blocks,
+    entry,
+    get,
+    register,
+    register_handle_source,
+)
 
-__all__ = ["BACKBONE_NAME", "BackboneEntry", "available", "blocks", "entry", "get", "register"]
+__all__ = [
+    "BACKBONE_NAME",
+    "BackboneEntry",
+    "available",
+    "blocks",
+    "entry",
+    "get",
+    "register",
+    "register_handle_source",
+]

@@ -25,6 +25,26 @@ class BackboneEntry:
 _REGISTRY: dict[str, BackboneEntry] = {}
 
 
+@dataclasses.dataclass(frozen=True)
+class HandleSource:
+    """A source that loads backbones by handle (a path, URL or preset name) rather than by registered name."""
+
+    source: str
+    matches: Callable[[str], bool]
+    load: Callable
+
+
+_HANDLE_SOURCES: list[HandleSource] = []
+
+
+def register_handle_source(source, matches, load):
+    """Registers `load(handle, **kwargs)` for the handles where `matches(handle)` is true.
+
+    Sources are tried in registration order; the first match loads the handle.
+    """
+    _HANDLE_SOURCES.append(HandleSource(source, matches, load))
+
+
 def register(name, source, summary):
     """Decorator that registers a builder returning a functional `keras.Model`."""
 
@@ -52,7 +72,11 @@ def entry(name):
 
 
 def get(name, **kwargs):
-    """Builds the backbone registered as `name` with the builder's keyword arguments.
+    """Builds the backbone registered as `name`, or loads the one a handle points to.
+
+    `name` is a registered name (`tfptm.backbones.available()`) or a handle
+    that a source module recognizes (a file or directory path, a URL, a
+    preset name). Keyword arguments go to that builder or loader.
 
     The result is a functional `keras.Model` named `"backbone"` that takes raw
     inputs (its preprocessing lives inside the graph) and returns features.
@@ -63,15 +87,27 @@ def get(name, **kwargs):
     >>> backbone.name, backbone.output.shape
     ('backbone', (None, 4, 4, 16))
     """
-    built = entry(name).builder(**kwargs)
+    if not isinstance(name, str) or not name:
+        raise TfptmError(f"A backbone name or handle must be a non-empty string; got {name!r}")
+    if name in _REGISTRY:
+        built = _REGISTRY[name].builder(**kwargs)
+    else:
+        handle_source = next((s for s in _HANDLE_SOURCES if s.matches(name)), None)
+        built = (handle_source.load if handle_source else entry(name).builder)(name, **kwargs)
     built.name = BACKBONE_NAME
     return built
 
 
 # Layer-name prefixes that mark the blocks of the backbones tfptm builds or
 # wraps, in the order they are tried: `block3_conv1` (local CNNs, VGG,
-# EfficientNet's `block3a_`), `conv4_block2_` (ResNet), `block_12_` (MobileNetV2).
-_BLOCK_PATTERN = re.compile(r"^(conv\d+_block\d+|block_?\d+[a-z]?)_")
+# EfficientNet's `block3a_`), `conv4_block2_` (ResNet), `block_12_` (MobileNetV2),
+# `expanded_conv_4_` (MobileNetV3; MobileNetV2's first block is `expanded_conv_`),
+# and whole KerasHub layers such as `transformer_layer_3` (BERT, GPT-2, Llama),
+# `encoder_layer_3`, `transformer_decoder_layer_3` or `decoder_block_3`.
+_BLOCK_PATTERN = re.compile(
+    r"^(conv\d+_block\d+|block_?\d+[a-z]?|expanded_conv(?:_\d+)?"
+    r"|(?:transformer_)?(?:encoder_|decoder_)?layer_\d+|(?:encoder|decoder)_block_\d+)(?:_|$)"
+)
 
 
 def blocks(backbone):
