@@ -80,3 +80,11 @@ def test_bad_heads_are_rejected(kwargs, message):
 def test_build_model_rejects_a_non_model():
     with pytest.raises(TfptmError, match="backbone must be a keras.Model; got str"):
         tfptm.build_model("vgg_cnn", tfptm.Head("binary"))
+
+
+def test_handles_no_source_claims_get_a_specific_error(tmp_path):
+    with pytest.raises(TfptmError, match=r"Backbone path '/no/such/dir' does not exist"):
+        tfptm.backbones.get("/no/such/dir")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(TfptmError, match=r"No backbone source recognizes .*; expected a \.keras file"):
+        tfptm.backbones.get(str(tmp_path))

@@ -10,3 +10,13 @@ class TfptmError(ValueError):
     """
 
     exit_code = 2
+
+
+def one_line(error, limit=300):
+    """An exception's message on one line, cut to `limit` characters, to quote inside a `TfptmError`.
+
+    Example:
+    >>> one_line(ValueError("Bad file.\\n  Details follow."))
+    'Bad file. Details follow.'
+    """
+    return " ".join(str(error).split())[:limit]

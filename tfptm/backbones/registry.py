@@ -2,6 +2,7 @@
 
 import dataclasses
 import difflib
+import os
 import re
 from typing import Callable
 
@@ -71,6 +72,20 @@ def entry(name):
     raise TfptmError(f"Unknown backbone {name!r}; expected one of: {', '.join(available())}.{hint}")
 
 
+def _unrecognized(name):
+    """Raises the clearest error for a name no registry entry or source claims."""
+    looks_like_path = "/" in name or "\\" in name or name.startswith(".") or name.endswith((".keras", ".gz", ".tgz"))
+    if not looks_like_path:
+        entry(name)  # raises: unknown name, with suggestions
+    expected = (
+        "a .keras file, a TF2 SavedModel directory or .tar.gz, a KerasHub or Hugging Face preset directory "
+        "(config.json or metadata.json), or an https://, kaggle:// or hf:// handle"
+    )
+    if not os.path.exists(name):
+        raise TfptmError(f"Backbone path {name!r} does not exist; expected {expected}")
+    raise TfptmError(f"No backbone source recognizes {name!r}; expected {expected}")
+
+
 def get(name, **kwargs):
     """Builds the backbone registered as `name`, or loads the one a handle points to.
 
@@ -93,7 +108,9 @@ def get(name, **kwargs):
         built = _REGISTRY[name].builder(**kwargs)
     else:
         handle_source = next((s for s in _HANDLE_SOURCES if s.matches(name)), None)
-        built = (handle_source.load if handle_source else entry(name).builder)(name, **kwargs)
+        if handle_source is None:
+            _unrecognized(name)
+        built = handle_source.load(name, **kwargs)
     built.name = BACKBONE_NAME
     return built
 

