@@ -88,3 +88,16 @@ def test_handles_no_source_claims_get_a_specific_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(TfptmError, match=r"No backbone source recognizes .*; expected a \.keras file"):
         tfptm.backbones.get(str(tmp_path))
+
+
+IMAGE_BACKBONES = tfptm.backbones.available("keras.applications") + ["resnet_cnn", "vgg_cnn"]
+
+
+@pytest.mark.parametrize("name", IMAGE_BACKBONES)
+def test_every_registered_image_backbone_builds_and_runs_forward(name):
+    backbone = tfptm.backbones.get(name, input_shape=(32, 32, 3))
+    model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3))
+    probabilities = model.predict(np.random.rand(2, 32, 32, 3).astype("float32") * 255, verbose=0)
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert len(tfptm.backbones.blocks(backbone)) >= 2
