@@ -37,14 +37,17 @@ def recompile(model, learning_rate):
 
     Keras fixes the trainable weights when a model is compiled, so every change
     of what trains must be followed by a compile; a fresh optimizer also drops
-    slot variables that belonged to the previous stage.
+    slot variables that belonged to the previous stage. The new optimizer is
+    made in the model's `tf.distribute` strategy scope, so that recompiling
+    outside `strategy.scope()` still gives it distributed variables.
     """
     config = model.get_compile_config()
     if config is None:
         raise TfptmError(f"Model {model.name!r} is not compiled; build it with tfptm.build_model or call compile first")
     optimizer = dict(keras.optimizers.serialize(model.optimizer))
     optimizer["config"] = {**optimizer["config"], "learning_rate": learning_rate}
-    model.compile_from_config({**config, "optimizer": optimizer})
+    with model.distribute_strategy.scope():
+        model.compile_from_config({**config, "optimizer": optimizer})
 
 
 def finetune(model, train_data, stages, validation_data=None, callbacks=None, verbose="auto"):
