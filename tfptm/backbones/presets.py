@@ -185,16 +185,33 @@ def _features_model(directory, handle, output, kwargs):
             f"Preset {handle!r} cannot be loaded by KerasHub ({one_line(error)}); expected a KerasHub preset "
             "written by save_to_preset or a Hugging Face model directory of an architecture KerasHub converts"
         ) from None
+    return features_model(backbone, output, label=f"Preset {handle!r}")
+
+
+def features_model(backbone, output=DEFAULT_OUTPUT, label=None):
+    """A KerasHub backbone rewired to output only `output`: a functional `keras.Model` named `"backbone"`.
+
+    The result shares the KerasHub backbone's layers (not copies), so
+    `tfptm.backbones.blocks` finds e.g. `transformer_layer_0`. Presets and the
+    local `transformer_encoder` / `transformer_decoder` builders wrap with it.
+
+    Example:
+    >>> import keras_hub
+    >>> bert = keras_hub.models.BertBackbone(50, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    >>> features_model(bert).output.shape
+    (None, None, 8)
+    """
+    label = label or f"Backbone {backbone.name!r}"
     outputs = backbone.output
     if isinstance(outputs, dict):
         if output not in outputs:
             expected = ", ".join(sorted(outputs))
-            raise TfptmError(f"Preset {handle!r}: output {output!r} does not exist; expected one of {expected}")
+            raise TfptmError(f"{label}: output {output!r} does not exist; expected one of {expected}")
         features = outputs[output]
     elif output == DEFAULT_OUTPUT:
         features = outputs
     else:
-        raise TfptmError(f"Preset {handle!r} has a single output; expected output={DEFAULT_OUTPUT!r} (the default)")
+        raise TfptmError(f"{label} has a single output; expected output={DEFAULT_OUTPUT!r} (the default)")
     return keras.Model(backbone.input, features, name=BACKBONE_NAME)
 
 

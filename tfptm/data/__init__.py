@@ -2,6 +2,7 @@
 
 from tfptm.data.arrays import check_arrays, sample_per_class, select_classes, train_test_split
 from tfptm.data.digits import DIGITS_PIXEL_MAX, load_digits
+from tfptm.data import text
 from tfptm.data.pipeline import from_arrays
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "load_digits",
     "sample_per_class",
     "select_classes",
+    "text",
     "train_test_split",
 ]
