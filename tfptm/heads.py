@@ -69,7 +69,7 @@ class Head:
         return "predictions" if self.task == "regression" else "probabilities"
 
     def __call__(self, features):
-        x = _pool(features, self.pooling)
+        x = pool(features, self.pooling)
         if self.hidden_units:
             if self.dropout:
                 x = keras.layers.Dropout(self.dropout, name="head_hidden_dropout")(x)
@@ -98,16 +98,21 @@ class Head:
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
-def _pool(features, pooling):
+def pool(features, pooling, prefix="head"):
+    """Pools rank-3 or rank-4 features into one vector per example; rank-2 passes through.
+
+    `prefix` names the created layers and opens error messages, so the head
+    and feature extraction share this one implementation.
+    """
     rank = len(features.shape)
     if rank == 2:
         return features
     if pooling == "flatten":
-        return keras.layers.Flatten(name="head_flatten")(features)
+        return keras.layers.Flatten(name=f"{prefix}_flatten")(features)
     if rank == 3 and pooling == "first":
         return features[:, 0, :]
     if pooling == "first":
-        raise TfptmError(f"Head: pooling 'first' needs sequence features (batch, steps, dim); got shape {features.shape}")
+        raise TfptmError(f"{prefix}: pooling 'first' needs sequence features (batch, steps, dim); got shape {features.shape}")
     layers = {
         (3, "avg"): keras.layers.GlobalAveragePooling1D,
         (3, "max"): keras.layers.GlobalMaxPooling1D,
@@ -115,5 +120,5 @@ def _pool(features, pooling):
         (4, "max"): keras.layers.GlobalMaxPooling2D,
     }
     if (rank, pooling) not in layers:
-        raise TfptmError(f"Head: cannot pool features of shape {features.shape}; expected rank 2, 3 or 4")
-    return layers[(rank, pooling)](name=f"head_{pooling}_pool")(features)
+        raise TfptmError(f"{prefix}: cannot pool features of shape {features.shape}; expected rank 2, 3 or 4")
+    return layers[(rank, pooling)](name=f"{prefix}_{pooling}_pool")(features)

@@ -19,6 +19,7 @@ import numpy as np
 
 from tfptm.backbones.registry import BACKBONE_NAME
 from tfptm.errors import TfptmError
+from tfptm.heads import pool
 
 POOLINGS = ("avg", "max", "first", "flatten", "none")
 
@@ -67,21 +68,6 @@ def _is_dataset(data):
 
 
 def _pool(features, pooling):
-    rank = len(features.shape)
-    if rank == 2 or pooling == "none":
+    if pooling == "none":
         return features
-    if pooling == "flatten":
-        return keras.layers.Flatten(name="features_flatten")(features)
-    if pooling == "first":
-        if rank != 3:
-            raise TfptmError(f"extract_features: pooling 'first' needs features (batch, steps, dim); got {features.shape}")
-        return features[:, 0, :]
-    layers = {
-        (3, "avg"): keras.layers.GlobalAveragePooling1D,
-        (3, "max"): keras.layers.GlobalMaxPooling1D,
-        (4, "avg"): keras.layers.GlobalAveragePooling2D,
-        (4, "max"): keras.layers.GlobalMaxPooling2D,
-    }
-    if (rank, pooling) not in layers:
-        raise TfptmError(f"extract_features: cannot pool features of shape {features.shape}; expected rank 2, 3 or 4")
-    return layers[(rank, pooling)](name=f"features_{pooling}_pool")(features)
+    return pool(features, pooling, prefix="extract_features")
