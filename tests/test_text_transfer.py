@@ -1,49 +1,19 @@
 """Evidence that MiniLM's pre-trained weights help: same recipe, pre-trained vs random init.
 
-The task is built offline: short reviews whose sentiment comes from one
-adjective. Train and test use DISJOINT adjectives, nouns and templates, so a
-model can only score on the test set by knowing, from pre-training, that
-"superb" is like "excellent" and "atrocious" like "awful". A random-init
-copy of the same architecture, trained the same way, sees only unknown words.
+The task is `tfptm.data.reviews`: generated offline, with train and test
+splits that share no adjectives, nouns or templates. A random-init copy of
+the same architecture, trained the same way, sees only unknown words.
 """
 
 import time
 
 import keras
-import numpy as np
-import pytest
 import tensorflow as tf
 
 import tfptm
+from tfptm.data.reviews import VOCABULARY, load_reviews
 
 SEQUENCE_LENGTH = 32
-
-TRAIN = {
-    "positive": ["good", "great", "excellent", "wonderful", "fantastic", "amazing", "lovely", "delightful"],
-    "negative": ["bad", "terrible", "awful", "horrible", "dreadful", "poor", "disappointing", "boring"],
-    "nouns": ["movie", "meal", "book", "hotel"],
-    "templates": ["the {noun} was {adj}", "what a {adj} {noun}", "i thought the {noun} was really {adj}", "this {noun} is {adj}"],
-}
-TEST = {
-    "positive": ["superb", "brilliant", "outstanding", "marvelous", "enjoyable", "pleasant", "splendid", "terrific"],
-    "negative": ["lousy", "miserable", "dull", "mediocre", "unpleasant", "pathetic", "atrocious", "tedious"],
-    "nouns": ["concert", "restaurant", "novel", "show"],
-    "templates": ["honestly, the {noun} felt {adj}", "my friends said the {noun} is {adj}", "such a {adj} {noun} overall", "we found this {noun} {adj}"],
-}
-
-
-def _reviews(spec, count, seed):
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(count):
-        label = i % 2
-        adjective = rng.choice(spec["positive"] if label else spec["negative"])
-        template = rng.choice(spec["templates"])
-        texts.append(template.format(noun=rng.choice(spec["nouns"]), adj=adjective))
-        labels.append(label)
-    return np.array(texts), np.array(labels)
-
-
 
 
 def _train_and_score(backbone, train, test):
@@ -74,8 +44,9 @@ def test_pretrained_minilm_beats_random_init(minilm_dir):
     def tokenize(texts):
         return {k: v.numpy() for k, v in preprocessor(texts).items()}
 
-    (x_train, y_train), (x_test, y_test) = _reviews(TRAIN, 64, seed=0), _reviews(TEST, 64, seed=1)
-    assert not set(" ".join(x_train).split()) & set(TEST["positive"] + TEST["negative"])
+    (x_train, y_train), (x_test, y_test) = load_reviews("train", 64, seed=0), load_reviews("test", 64, seed=1)
+    test_adjectives = VOCABULARY["test"]["positive"] + VOCABULARY["test"]["negative"]
+    assert not set(" ".join(x_train).split()) & set(test_adjectives)
     train, test = (tokenize(x_train), y_train), (tokenize(x_test), y_test)
     pretrained_accuracy = _train_and_score(pretrained, train, test)
     random_accuracy = _train_and_score(random_init, train, test)
