@@ -2,34 +2,78 @@
 
 import tensorflow as tf
 
-from tfptm.data.arrays import check_arrays
+from tfptm.data.arrays import check_arrays, num_examples
+from tfptm.errors import TfptmError
+
+# Decoded examples up to this many bytes are cached in memory by default ("auto").
+CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
 def from_arrays(x, y=None, batch_size=32, shuffle=True, seed=None, cache=True):
-    """Builds a batched `tf.data.Dataset` from NumPy arrays.
+    """Builds a batched `tf.data.Dataset` from NumPy arrays, or a dict of equal-length arrays.
 
     Defaults: cache the decoded examples, reshuffle every epoch (with `seed`
     the order is deterministic), batch, and prefetch with AUTOTUNE.
     `batch_size` is the global batch size: under a `tf.distribute` strategy it
-    is split across replicas.
+    is split across replicas. A dict of features (KerasHub's
+    `{"token_ids", "padding_mask", "segment_ids"}`) gives dict batches.
 
     Example:
     >>> import numpy as np
     >>> ds = from_arrays(np.zeros((10, 3), "float32"), np.arange(10), batch_size=4, seed=1)
     >>> [int(b[0].shape[0]) for b in ds]
     [4, 4, 2]
+    >>> ids = np.ones((5, 3), "int32")
+    >>> batch, labels = next(iter(from_arrays({"token_ids": ids, "padding_mask": ids > 0}, np.arange(5), batch_size=2)))
+    >>> sorted(batch), tuple(batch["token_ids"].shape)
+    (['padding_mask', 'token_ids'], (2, 3))
     """
     x, y = check_arrays(x, y, where="from_arrays")
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
-    return finish(ds, len(x), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
+    return finish(ds, num_examples(x), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
 
 
-def finish(ds, num_examples, batch_size=32, shuffle=True, seed=None, cache=True):
-    """Applies cache, shuffle, batch and prefetch to an unbatched dataset."""
-    if cache:
+def finish(ds, num_examples, batch_size=32, shuffle=True, seed=None, cache=True, batch=None, augment=None):
+    """Applies cache, shuffle, batch, augmentation and prefetch to an unbatched dataset.
+
+    Args:
+        ds: unbatched examples, `x` or `(x, y)`.
+        num_examples: how many there are (sizes the shuffle buffer).
+        batch_size: examples per batch.
+        shuffle: reshuffle every epoch; with `seed` the order is deterministic.
+        seed: makes shuffling (and `augment`, if seeded) repeatable.
+        cache: `True` (in memory), `False`, or a file path prefix for an on-disk cache.
+        batch: a function `ds -> batched ds` replacing `ds.batch(batch_size)`,
+            e.g. padding each batch to its longest sequence.
+        augment: a callable (such as `tfptm.data.augment.images()`) applied with
+            `training=True` to each batch of features, for training data only:
+            it stays out of the model and so out of every exported graph.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> ds = finish(tf.data.Dataset.range(5), 5, batch_size=2, shuffle=False)
+    >>> [b.numpy().tolist() for b in ds]
+    [[0, 1], [2, 3], [4]]
+    """
+    if isinstance(cache, str):
+        ds = ds.cache(cache)
+    elif cache:
         ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(min(num_examples, 10_000), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(1, min(num_examples, 10_000)), seed=seed, reshuffle_each_iteration=True)
+    ds = batch(ds) if batch is not None else ds.batch(batch_size)
+    if augment is not None:
+        if not callable(augment):
+            raise TfptmError(f"augment must be a callable such as tfptm.data.augment.images(); got {augment!r}")
+        # Seeded random layers draw from one state: parallel calls would hand the draws out in any order.
+        parallel = None if seed is not None else tf.data.AUTOTUNE
+        ds = ds.map(_augmenter(augment, ds.element_spec), num_parallel_calls=parallel)
     options = tf.data.Options()
     options.deterministic = seed is not None or not shuffle
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _augmenter(augment, spec):
+    if isinstance(spec, tuple):
+        return lambda x, *rest: (augment(x, training=True), *rest)
+    return lambda x: augment(x, training=True)

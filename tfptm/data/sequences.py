@@ -1,0 +1,209 @@
+"""Token sequences padded per batch, not to a fixed length: on real text most of the speed.
+
+A batch of short texts is padded only to its own longest text (and, with
+`bucket_boundaries`, texts of similar length are batched together), so a
+model does not spend its time on padding. Batches come out as plain token
+ids (the local RNN encoders) or as KerasHub's dict (`token_ids`,
+`padding_mask`, `segment_ids`) for BERT-style backbones; attention masking
+makes the result the same as with padding to `max_length`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfptm.data.arrays import check_arrays
+from tfptm.data.loaded import Loaded
+from tfptm.data.pipeline import finish
+from tfptm.data.text import OUTPUTS, TextTokenizer
+from tfptm.errors import TfptmError
+
+
+def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=32, bucket_boundaries=None,
+                 outputs="token_ids", shuffle=True, seed=None, cache=True):
+    """Tokenizes `texts` and batches them, each batch padded to its longest sequence (at most `max_length`).
+
+    Args:
+        texts: a list or array of strings.
+        labels: one label per text, or `None` for features only.
+        tokenizer: a `tfptm.data.text.TextTokenizer` (from `tokenizer_layer`;
+            its fixed length is replaced by `max_length`), a KerasHub tokenizer
+            (e.g. `keras_hub.tokenizers.BertTokenizer`; its `[CLS]`/`[SEP]` or
+            start/end tokens are added) or a KerasHub preprocessor (its tokenizer is used).
+        max_length: the most tokens per text, special tokens included; longer texts are cut.
+        batch_size: texts per batch.
+        bucket_boundaries: optional increasing lengths, e.g. `[16, 32, 64]`:
+            texts are grouped by length into buckets between them (less padding still).
+        outputs: `"token_ids"` for one tensor, or the names of a KerasHub
+            backbone's inputs (`backbone.input`, a dict, works) for a dict.
+        shuffle, seed, cache: as in `tfptm.data.from_arrays`.
+
+    Example:
+    >>> from tfptm.data.text import learn_vocabulary, tokenizer_layer
+    >>> texts = ["a b", "b", "a b a b a b", "a a a a a a a a"]
+    >>> tokenizer = tokenizer_layer(learn_vocabulary(texts, 10, kind="words"), sequence_length=4)
+    >>> ds = text_batches(texts, tokenizer=tokenizer, max_length=6, batch_size=2, shuffle=False)
+    >>> [tuple(batch.shape) for batch in ds]
+    [(2, 2), (2, 6)]
+    >>> ds = text_batches(texts[:3], tokenizer=tokenizer, max_length=6, batch_size=1, shuffle=False,
+    ...                   outputs=["token_ids", "padding_mask"])
+    >>> [batch["padding_mask"].numpy().tolist() for batch in ds]
+    [[[True, True]], [[True]], [[True, True, True, True, True, True]]]
+    """
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise TfptmError(f"text_batches: max_length must be a positive integer; got {max_length!r}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise TfptmError(f"text_batches: batch_size must be a positive integer; got {batch_size!r}")
+    names = _output_names(outputs)
+    boundaries = _boundaries(bucket_boundaries, max_length)
+    texts = _strings(texts)
+    _, labels = check_arrays(np.zeros(len(texts)), labels, where="text_batches")
+    tokenize, pad_id = token_ids_function(tokenizer, max_length)
+    ds = tf.data.Dataset.from_tensor_slices(texts if labels is None else (texts, labels))
+    if labels is None:
+        ds = ds.map(lambda t: _with_length(tokenize(t)), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda t, y: (_with_length(tokenize(t)), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def pad(ds):
+        padding_values = {"ids": tf.constant(pad_id, tf.int32), "length": tf.constant(0, tf.int32)}
+        if labels is not None:
+            padding_values = (padding_values, tf.constant(0, ds.element_spec[1].dtype))
+        if boundaries:
+            ds = ds.bucket_by_sequence_length(
+                lambda x, *_: x["length"], boundaries, [batch_size] * (len(boundaries) + 1),
+                padding_values=padding_values,
+            )
+        else:
+            ds = ds.padded_batch(batch_size, padding_values=padding_values)
+        shape = (lambda x: _model_inputs(x, names)) if labels is None else (lambda x, y: (_model_inputs(x, names), y))
+        return ds.map(shape)
+
+    return finish(ds, len(texts), batch_size, shuffle=shuffle, seed=seed, cache=cache, batch=pad)
+
+
+def text_dataset(table, tokenizer, validation_fraction=0.2, seed=0, max_length=128, batch_size=32,
+                 bucket_boundaries=None, outputs="token_ids"):
+    """A `TextTable` (from `read_text_table`) as a `Loaded`: a stratified split, batches padded per batch.
+
+    Training batches are reshuffled every epoch (repeatably, given `seed`);
+    validation batches keep their order. The table's skipped rows are carried
+    into `Loaded.summary()`. Other arguments are those of `text_batches`.
+
+    Example:
+    >>> import numpy as np
+    >>> from tfptm.data.tables import TextTable
+    >>> from tfptm.data.text import tokenizer_layer
+    >>> table = TextTable(["a b", "b", "a", "b b a"], np.array([0, 1, 0, 1]), ["x", "y"], [], "t.csv")
+    >>> loaded = text_dataset(table, tokenizer_layer(["", "[UNK]", "a", "b"], 4), validation_fraction=0.5)
+    >>> loaded.num_train, loaded.num_validation, loaded.class_names
+    (2, 2, ['x', 'y'])
+    """
+    batching = dict(tokenizer=tokenizer, max_length=max_length, batch_size=batch_size,
+                    bucket_boundaries=bucket_boundaries, outputs=outputs, seed=seed)
+    train, validation = table.split(validation_fraction, seed) if validation_fraction else (table, None)
+    return Loaded(
+        train=text_batches(train.texts, train.labels, shuffle=True, **batching),
+        validation=text_batches(validation.texts, validation.labels, shuffle=False, **batching) if validation else None,
+        class_names=list(table.class_names),
+        num_train=len(train.texts),
+        num_validation=len(validation.texts) if validation else 0,
+        skipped=list(table.skipped),
+    )
+
+
+def token_ids_function(tokenizer, max_length):
+    """A function from one string tensor to its token ids (1-D int32, at most `max_length`), and the padding id.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> from tfptm.data.text import tokenizer_layer
+    >>> tokenize, pad_id = token_ids_function(tokenizer_layer(["", "[UNK]", "hi", "there"], 8), max_length=3)
+    >>> tokenize(tf.constant("hi there you all")).numpy().tolist(), pad_id
+    ([2, 3, 1], 0)
+    """
+    if isinstance(tokenizer, TextTokenizer):
+        config = {**tokenizer.get_config(), "sequence_length": max_length, "outputs": "token_ids"}
+        fixed = TextTokenizer.from_config(config)
+
+        def tokenize(text):
+            ids = fixed(tf.reshape(text, [1]))[0]
+            return ids[: tf.reduce_sum(tf.cast(ids != 0, tf.int32))]  # padding is only at the end
+
+        return tokenize, 0
+    inner = getattr(tokenizer, "tokenizer", None)
+    tokenizer = inner if inner is not None and hasattr(inner, "vocabulary_size") else tokenizer
+    if not hasattr(tokenizer, "vocabulary_size") or not callable(tokenizer):
+        raise TfptmError(
+            f"text_batches: tokenizer is {type(tokenizer).__name__}; expected a tokenizer_layer, "
+            "a KerasHub tokenizer or a KerasHub preprocessor"
+        )
+    start = _special(tokenizer, "cls_token_id", "start_token_id")
+    end = _special(tokenizer, "sep_token_id", "end_token_id")
+    room = max_length - (start is not None) - (end is not None)
+    if room < 1:
+        raise TfptmError(f"text_batches: max_length={max_length} leaves no room for tokens besides start and end")
+    pad_id = _special(tokenizer, "pad_token_id") or 0
+
+    def tokenize(text):
+        ids = tf.cast(tf.reshape(tokenizer(tf.reshape(text, [])), [-1]), tf.int32)[:room]
+        parts = ([tf.constant([start], tf.int32)] if start is not None else []) + [ids]
+        parts += [tf.constant([end], tf.int32)] if end is not None else []
+        return tf.concat(parts, axis=0)
+
+    return tokenize, pad_id
+
+
+def _special(tokenizer, *names):
+    for name in names:
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+    return None
+
+
+def _with_length(ids):
+    return {"ids": ids, "length": tf.shape(ids)[0]}
+
+
+def _model_inputs(batch, names):
+    ids = batch["ids"]
+    if names is None:
+        return ids
+    mask = tf.sequence_mask(batch["length"], tf.shape(ids)[1])
+    every = {"token_ids": ids, "padding_mask": mask, "segment_ids": tf.zeros_like(ids)}
+    return {name: every[name] for name in names}
+
+
+def _output_names(outputs):
+    if isinstance(outputs, str):
+        if outputs != "token_ids":
+            raise TfptmError(f"text_batches: outputs is {outputs!r}; expected 'token_ids' or a list of {OUTPUTS}")
+        return None
+    names = sorted(outputs) if isinstance(outputs, dict) else list(outputs)
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown or not names:
+        raise TfptmError(f"text_batches: unknown outputs {unknown or names}; expected some of {', '.join(OUTPUTS)}")
+    return names
+
+
+def _boundaries(bucket_boundaries, max_length):
+    if bucket_boundaries is None:
+        return None
+    values = list(bucket_boundaries)
+    if not values or not all(isinstance(v, int) and 1 < v <= max_length for v in values) or values != sorted(set(values)):
+        raise TfptmError(
+            f"text_batches: bucket_boundaries is {bucket_boundaries!r}; expected increasing integers in 2..max_length"
+        )
+    return values
+
+
+def _strings(texts):
+    if isinstance(texts, (str, bytes)):
+        raise TfptmError("text_batches: texts must be a list of strings, not one string")
+    texts = list(np.asarray(texts, dtype=object).reshape(-1)) if not isinstance(texts, list) else texts
+    if not texts:
+        raise TfptmError("text_batches: texts is empty; expected at least one string")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TfptmError(f"text_batches: text {bad} is {type(texts[bad]).__name__}; expected strings")
+    return np.array(texts, dtype=object)

@@ -1,0 +1,190 @@
+"""Labelled text from CSV, TSV or JSON Lines files with named columns.
+
+What is an error and what is skipped (`strict=True` makes skips errors):
+
+| input | result |
+|---|---|
+| missing file, or no rows | `TfptmError` |
+| bytes that are not UTF-8 | `TfptmError` naming the line |
+| the text or label column missing (header or JSON object) | `TfptmError` naming the columns found |
+| a line that is not valid CSV / JSON | `TfptmError` naming the line |
+| an empty (or blank) text | skipped and counted: nothing to learn from |
+| an empty label | `TfptmError` naming the line |
+| a label not in the given `class_names` | `TfptmError` naming the label and line |
+| more distinct labels than `num_classes` | `TfptmError` listing them |
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+
+import numpy as np
+
+from tfptm.data.arrays import split_indices
+from tfptm.data.loaded import skip_or_raise, skip_summary
+from tfptm.errors import TfptmError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+@dataclasses.dataclass
+class TextTable:
+    """Texts with class ids: `labels[i]` is the id of `texts[i]` and names `class_names[labels[i]]`.
+
+    `skipped` lists the rows left out (`Skip("file:line", reason)`);
+    `summary()` counts them for summary.json.
+    """
+
+    texts: list
+    labels: np.ndarray
+    class_names: list
+    skipped: list
+    path: str
+
+    def summary(self):
+        """A JSON-ready dict: rows kept, class names and skipped rows."""
+        return {"path": self.path, "num_examples": len(self.texts), "class_names": list(self.class_names),
+                **skip_summary(self.skipped)}
+
+    def split(self, validation_fraction=0.2, seed=0):
+        """A stratified `(train, validation)` pair of `TextTable`s, the same for the same seed.
+
+        Example:
+        >>> table = TextTable(["a", "b", "c", "d"], np.array([0, 1, 0, 1]), ["x", "y"], [], "t.csv")
+        >>> train, validation = table.split(0.5, seed=0)
+        >>> len(train.texts), sorted(validation.labels.tolist())
+        (2, [0, 1])
+        """
+        train, validation = split_indices(self.labels, validation_fraction, seed, where=f"split of {self.path!r}")
+        return tuple(
+            TextTable([self.texts[i] for i in index], self.labels[index], self.class_names, self.skipped, self.path)
+            for index in (train, validation)
+        )
+
+
+def read_text_table(path, text_column="text", label_column="label", class_names=None, num_classes=None,
+                    format=None, strict=False):
+    """Reads texts and labels from a CSV, TSV or JSON Lines file.
+
+    Args:
+        path: the file; its extension (`.csv`, `.tsv`, `.jsonl`) picks the format unless `format` is given.
+        text_column, label_column: the column (CSV header) or key (JSON) names.
+        class_names: the label set, in class-id order; `None` takes the labels
+            found, sorted (numerically when they are all integers).
+        num_classes: if given, the most distinct labels allowed.
+        format: `"csv"`, `"tsv"` or `"jsonl"`.
+        strict: make empty texts an error instead of a counted skip.
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "reviews.csv")
+    >>> _ = open(path, "w").write('text,label\\n"great film",pos\\n"dull, slow",neg\\n"",pos\\n')
+    >>> table = read_text_table(path)
+    >>> table.texts, table.labels.tolist(), table.class_names, table.summary()["num_skipped"]
+    (['great film', 'dull, slow'], [1, 0], ['neg', 'pos'], 1)
+    """
+    path = os.fspath(path)
+    fmt = format or FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise TfptmError(f"read_text_table: cannot tell the format of {path!r}; expected a .csv, .tsv or .jsonl "
+                         "file, or format='csv' | 'tsv' | 'jsonl'")
+    rows = _rows(_read_utf8(path), path, fmt, text_column, label_column)
+    texts, raw_labels, skipped = [], [], []
+    for line, text, label in rows:
+        where = f"{path}:{line}"
+        if not isinstance(text, str):
+            raise TfptmError(f"{where}: {text_column!r} is {text!r}; expected a string")
+        if isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
+            raise TfptmError(f"{where}: {label_column!r} is {label!r}; expected a non-empty label (a string or integer)")
+        if not text.strip():
+            skip_or_raise(skipped, where, "empty text", strict, what="text")
+            continue
+        texts.append(text)
+        raw_labels.append((where, str(label).strip()))
+    if not texts:
+        raise TfptmError(f"read_text_table: {path!r} has no rows with text ({len(skipped)} empty); expected labelled texts")
+    class_names, labels = _label_ids(raw_labels, class_names, num_classes, path)
+    return TextTable(texts, labels, class_names, skipped, path)
+
+
+def _read_utf8(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise TfptmError(f"read_text_table: {path!r} does not exist") from None
+    except OSError as error:
+        raise TfptmError(f"read_text_table: {path!r} cannot be read ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise TfptmError(
+            f"{path}:{line}: byte 0x{data[error.start]:02x} is not UTF-8; expected UTF-8 text (re-save the file as UTF-8)"
+        ) from None
+
+
+def _rows(text, path, fmt, text_column, label_column):
+    """Yields `(line, text, label)` for every row."""
+    wanted = [text_column, label_column]
+    if fmt == "jsonl":
+        for line, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise TfptmError(f"{path}:{line}: not valid JSON ({error.msg}); expected one JSON object per line") from None
+            if not isinstance(record, dict):
+                raise TfptmError(f"{path}:{line}: a JSON {type(record).__name__}; expected an object with {wanted}")
+            missing = [c for c in wanted if c not in record]
+            if missing:
+                raise TfptmError(f"{path}:{line}: no {missing} key; found keys {sorted(record)}, expected {wanted}")
+            yield line, record[text_column], record[label_column]
+        return
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise TfptmError(f"read_text_table: {path!r} is empty; expected a header row naming {wanted}")
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise TfptmError(f"read_text_table: {path!r} has no column {missing}; found columns {header}, expected {wanted}")
+        text_at, label_at = header.index(text_column), header.index(label_column)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) <= max(text_at, label_at):
+                raise TfptmError(f"{path}:{reader.line_num}: {len(row)} fields; expected {len(header)} as in the header")
+            yield reader.line_num, row[text_at], row[label_at]
+    except csv.Error as error:
+        raise TfptmError(f"{path}:{reader.line_num}: not valid {fmt.upper()} ({error})") from None
+
+
+def _label_ids(raw_labels, class_names, num_classes, path):
+    found = sorted({label for _, label in raw_labels}, key=_label_order)
+    if class_names is None:
+        class_names = found
+    else:
+        class_names = [str(name) for name in class_names]
+        index = set(class_names)
+        if len(index) != len(class_names) or not class_names:
+            raise TfptmError(f"read_text_table: class_names {class_names} must be distinct and not empty")
+        for where, label in raw_labels:
+            if label not in index:
+                raise TfptmError(f"{where}: label {label!r} is not in the label set {class_names}")
+    if num_classes is not None:
+        if len(class_names) > num_classes:
+            raise TfptmError(f"read_text_table: {path!r} has {len(class_names)} distinct labels {class_names[:20]}; "
+                             f"expected at most num_classes={num_classes}")
+    ids = {name: i for i, name in enumerate(class_names)}
+    return class_names, np.array([ids[label] for _, label in raw_labels], dtype="int32")
+
+
+def _label_order(label):
+    try:
+        return (0, int(label), "")
+    except ValueError:
+        return (1, 0, label)
