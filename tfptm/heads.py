@@ -30,6 +30,8 @@ class Head:
             Vector features are used as they are.
         dropout: dropout rate before the output layer (and the hidden layer).
         hidden_units: width of an optional hidden ReLU layer.
+        label_smoothing: for classification losses, the share of each target
+            spread evenly over the classes (0 for none).
 
     Example:
     >>> import keras
@@ -43,6 +45,7 @@ class Head:
     pooling: str = "avg"
     dropout: float = 0.0
     hidden_units: int | None = None
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -53,6 +56,11 @@ class Head:
             raise TfptmError(f"Head: task {self.task!r} needs num_classes >= 2; got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
             raise TfptmError(f"Head: dropout is {self.dropout}; expected 0 <= dropout < 1")
+        if not 0.0 <= self.label_smoothing < 1.0 or (self.label_smoothing and self.task == "regression"):
+            raise TfptmError(
+                f"Head: label_smoothing is {self.label_smoothing} for task {self.task!r}; "
+                "expected 0 <= label_smoothing < 1, and 0 for regression"
+            )
 
     @property
     def units(self):
@@ -80,11 +88,20 @@ class Head:
         return keras.layers.Activation(self.activation, name=self.output_name, dtype="float32")(x)
 
     def loss(self):
-        """The loss that matches this head's output activation."""
+        """The loss that matches this head's output activation (with its label smoothing).
+
+        Example:
+        >>> import numpy as np
+        >>> labels, probabilities = np.array([0]), np.array([[0.8, 0.1, 0.1]])
+        >>> [round(float(Head("multiclass", num_classes=3, label_smoothing=s).loss()(labels, probabilities)), 4) for s in (0, 0.3)]
+        [0.2231, 0.639]
+        """
+        if self.task == "multiclass" and self.label_smoothing:
+            return SparseCategoricalCrossentropy(label_smoothing=self.label_smoothing)
         if self.task == "multiclass":
             return keras.losses.SparseCategoricalCrossentropy()
         if self.task in ("binary", "multilabel"):
-            return keras.losses.BinaryCrossentropy()
+            return keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
         return keras.losses.MeanSquaredError()
 
     def metrics(self):
@@ -96,6 +113,33 @@ class Head:
         if self.task == "multilabel":
             return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc", multi_label=True)]
         return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+
+@keras.saving.register_keras_serializable(package="tfptm")
+class SparseCategoricalCrossentropy(keras.losses.Loss):
+    """Cross-entropy of probabilities against integer labels, with label smoothing
+    (which Keras's `SparseCategoricalCrossentropy` lacks): the labels become
+    one-hot rows smoothed as `keras.losses.CategoricalCrossentropy` does.
+
+    Example:
+    >>> import numpy as np
+    >>> loss = SparseCategoricalCrossentropy(label_smoothing=0.0)
+    >>> round(float(loss(np.array([1]), np.array([[0.5, 0.5]]))), 4)
+    0.6931
+    """
+
+    def __init__(self, label_smoothing=0.0, name="sparse_categorical_crossentropy", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), keras.ops.shape(y_pred)[:-1])
+        one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 def pool(features, pooling, prefix="head"):

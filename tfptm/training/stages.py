@@ -61,3 +61,23 @@ def two_stage(head_epochs, finetune_epochs, head_learning_rate=1e-3, finetune_le
     return feature_extraction(head_epochs, head_learning_rate) + [
         Stage("finetune", finetune_epochs, finetune_learning_rate, trainable_blocks=ALL)
     ]
+
+
+def gradual_unfreezing(num_blocks, epochs_per_block=1, learning_rate=1e-4, head_epochs=None, head_learning_rate=1e-3,
+                       freeze_batchnorm=True):  # fmt: skip
+    """ULMFiT-style gradual unfreezing: the head alone first, then one more
+    backbone block from the top every `epochs_per_block` epochs, until
+    `num_blocks` blocks train (`len(tfptm.backbones.blocks(backbone))` for all).
+
+    Each step is a `Stage`, so `finetune` recompiles when what trains changes.
+
+    Example:
+    >>> [(s.name, s.trainable_blocks) for s in gradual_unfreezing(2, epochs_per_block=1)]
+    [('head', 0), ('unfreeze_top1', 1), ('unfreeze_top2', 2)]
+    """
+    if not isinstance(num_blocks, int) or num_blocks < 1:
+        raise TfptmError(f"gradual_unfreezing: num_blocks is {num_blocks!r}; expected an integer >= 1")
+    stages = [Stage("head", head_epochs or epochs_per_block, head_learning_rate, trainable_blocks=0)]
+    for count in range(1, num_blocks + 1):
+        stages.append(Stage(f"unfreeze_top{count}", epochs_per_block, learning_rate, count, freeze_batchnorm))
+    return stages
