@@ -125,7 +125,8 @@ def bench_keras_hub(directory, features, labels, args):
     return steady_rate(timer, args.batch, args.warmup)
 
 
-def bench_tfptm(directory, features, labels, args, jit_compile=False):
+def bench_tfptm(directory, features, labels, args, jit_compile=False, texts=None):
+    """With `texts`, batches come from `tfptm.data.text_batches`: padded per batch, not to the maximum."""
     import keras
 
     import tfptm
@@ -135,7 +136,15 @@ def bench_tfptm(directory, features, labels, args, jit_compile=False):
     if jit_compile:
         model.compile_from_config({**model.get_compile_config(), "jit_compile": True})
     timer = step_timer()
-    data = batches(features, labels, args.batch).take(args.warmup + args.steps)
+    if texts is None:
+        data = batches(features, labels, args.batch)
+    else:
+        _, preprocessor = tfptm.backbones.presets.load_preset(directory)
+        data = tfptm.data.text_batches(
+            texts, labels, tokenizer=preprocessor, max_length=args.sequence_length, batch_size=args.batch,
+            outputs=model.input, shuffle=False,
+        ).repeat()
+    data = data.take(args.warmup + args.steps)
     tfptm.finetune(model, data, tfptm.training.full(1, 2e-5), callbacks=[timer], verbose=0)
     return steady_rate(timer, args.batch, args.warmup)
 
@@ -206,9 +215,13 @@ def main():
         results["fixed_length"]["torch"] = bench_torch(directory, texts, labels, args, fixed=True)
     else:
         results["fixed_length"]["torch"] = "not installed: pip install torch==2.13.0 transformers"
-    print(f"{'fixed length ' + str(args.sequence_length):<24}examples/s")
-    for name, row in results["fixed_length"].items():
-        print(f"  {name:<22}{row['examples_per_second']:.1f}" if isinstance(row, dict) else f"  {name:<22}{row}")
+    results["variable_length"] = {"tfptm": bench_tfptm(directory, None, labels, args, texts=texts)}
+    if have_torch:
+        results["variable_length"]["torch"] = bench_torch(directory, texts, labels, args, fixed=False)
+    for section, rows in results.items():
+        print(f"{section.replace('_', ' ') + ' (max ' + str(args.sequence_length) + ')':<32}examples/s")
+        for name, row in rows.items():
+            print(f"  {name:<30}{row['examples_per_second']:.1f}" if isinstance(row, dict) else f"  {name:<30}{row}")
     path = save("minilm_finetune", vars(args), results)
     print(f"saved {path}")
 
