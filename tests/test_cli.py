@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,123 @@ def tfptm(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "tfptm", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600
     )
+
+
+VERBS = ["quickstart", "train", "pretrain", "distill", "evaluate", "export", "predict", "recipes", "bench"]
+
+
+def test_every_verb_has_fast_help_with_an_example_and_no_tensorflow():
+    code = (
+        "import sys, time, io, contextlib, json\n"
+        "start = time.perf_counter()\n"
+        "from tfptm.cli import main\n"
+        "out = {}\n"
+        "for verb in sys.argv[1:]:\n"
+        "    t = time.perf_counter(); buffer = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buffer):\n"
+        "        try: main([verb, '--help'])\n"
+        "        except SystemExit: pass\n"
+        "    out[verb] = [buffer.getvalue(), time.perf_counter() - t]\n"
+        "print(json.dumps({'verbs': out, 'tf': 'tensorflow' in sys.modules, 'total': time.perf_counter() - start}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *VERBS], capture_output=True, text=True, env=ENV, check=True)
+    report = json.loads(result.stdout)
+    assert report["tf"] is False
+    for verb, (text, seconds) in report["verbs"].items():
+        assert f"usage: tfptm {verb}" in text and "example: tfptm" in text, verb
+        assert seconds < 1.0, (verb, seconds)
+
+
+def test_recipes_verb_lists_shows_and_checks(tmp_path):
+    listing = tfptm("recipes")
+    assert listing.returncode == 0
+    names = [line.split()[0] for line in listing.stdout.splitlines()]
+    assert names == ["distill_tflite", "image_transfer", "mlm_then_finetune", "text_minilm", "tfhub_finetune"]
+    shown = tfptm("recipes", "show", "image_transfer")
+    assert shown.returncode == 0 and "name: image_transfer" in shown.stdout
+    assert tfptm("recipes", "check", "text_minilm", "--set", "finetune.epochs=1").stdout.strip() == "text_minilm: OK"
+    bench = tfptm("bench")
+    assert bench.returncode == 0
+    for line in bench.stdout.splitlines():  # every listed benchmark's script is there
+        if line.startswith("no benchmarks yet"):
+            continue
+        script = re.search(r"\(bench/(\S+)\)$", line).group(1)
+        assert (Path(__file__).parents[1] / "bench" / script).is_file(), line
+    unknown = tfptm("bench", "no_such_benchmark")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("tfptm: error: Unknown benchmark 'no_such_benchmark'")
+
+
+BAD_RECIPES = [
+    ("finetune: {epochs: ten}\n", [], "RECIPE: finetune.epochs: expected a positive integer, got 'ten'"),
+    ("finetune: {strategy: partial}\n", [], "RECIPE: finetune.top_blocks: strategy 'partial' needs top_blocks"),
+    ("", ["finetune.epoch=3"], "--set finetune.epoch=3: unknown key 'epoch' in finetune; did you mean 'epochs'?"),
+    ("export: {tflite: [int8]}\n", [], "RECIPE: export.representative_data: int8 TFLite needs a representative"),
+]
+
+
+@pytest.mark.parametrize("extra, sets, message", BAD_RECIPES)
+def test_bad_recipe_is_one_line_status_2_and_no_run_directory(tmp_path, extra, sets, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("backbone: {name: vgg_cnn, args: {input_shape: [8, 8, 1]}}\n" + extra)
+    result = tfptm("train", str(recipe), "--out", str(tmp_path / "run"), *[a for s in sets for a in ("--set", s)])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfptm: error: " + message.replace("RECIPE", str(recipe)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]
+
+
+def test_failure_during_a_run_leaves_no_run_directory(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("backbone: {name: vgg_cnn}\ndata: {source: arrays, path: missing.npz}\n")
+    result = tfptm("train", str(recipe), "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tfptm: error:")]
+    assert len(errors) == 1 and "data.path: cannot read 'missing.npz'" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]
+
+
+def test_train_evaluate_export_predict_on_the_bundled_image_recipe(tmp_path):
+    tiny = ["--set", "pretrain.epochs=2", "--set", "finetune.head_epochs=2", "--set", "finetune.epochs=2"]
+    result = tfptm("train", "image_transfer", "--out", "run", "--quiet", *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    for stage in ("loading data", "building", "training", "evaluating", "exporting"):
+        assert re.search(rf"\[ *\d+\.\ds\] {stage}", result.stderr), stage
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary) >= {"metrics", "artifacts", "parity"} and set(summary["metrics"]) == {"pretrain", "model"}
+    model_metrics = summary["metrics"]["model"]
+    assert list(model_metrics["per_class"]) == ["5", "6", "7", "8", "9"] and model_metrics["num_examples"] == 846
+    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite"]["ok"]
+    assert Path(summary["artifacts"]["saved_model"]) == (run / "export" / "digits" / "1").resolve()
+    history = json.loads((run / "history.json").read_text())
+    assert history["stage"] == ["feature_extraction"] * 2 + ["finetune"] * 2 and len(history["loss"]) == 4
+    for name in ("recipe.yaml", "model.keras", "report.md", "curves.png", "confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    assert "## Artifacts" in (run / "report.md").read_text()
+    assert_no_partial(tmp_path)
+
+    # the resolved recipe repeats the run exactly
+    again = tfptm("train", "run/recipe.yaml", "--out", "again", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["metrics"] == summary["metrics"]
+
+    evaluated = tfptm("evaluate", "run", cwd=tmp_path)
+    assert evaluated.returncode == 0 and f"{model_metrics['accuracy']:.3f}" in evaluated.stdout
+
+    exported = tfptm("export", "run", "--set", "export.saved_model=false", "--set", "export.tflite=[float16]",
+                     "--out", "exp", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (tmp_path / "exp" / "digits.tflite").is_file() and "parity OK" in exported.stdout
+
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((3, 8, 8, 1), "float32"))
+    lite = tfptm("predict", "run/export/digits.tflite", "x.npy", cwd=tmp_path)
+    keras_rows = tfptm("predict", "run", "x.npy", cwd=tmp_path)
+    assert lite.returncode == 0 and keras_rows.returncode == 0, lite.stderr[-2000:] + keras_rows.stderr[-2000:]
+    lite_rows = [json.loads(line) for line in lite.stdout.splitlines()]
+    assert len(lite_rows) == 3 and {r["class_name"] for r in lite_rows} <= {"5", "6", "7", "8", "9"}
+    assert [r["class_id"] for r in lite_rows] == [json.loads(line)["class_id"] for line in keras_rows.stdout.splitlines()]
 
 
 def test_help_does_not_import_tensorflow():
@@ -59,6 +177,12 @@ def test_quickstart_end_to_end_with_tiny_settings(tmp_path):
     assert saved == (export / "digits" / "1").resolve() and (saved / "saved_model.pb").is_file()
     assert Path(summary["artifacts"]["tflite"]).is_file() and Path(summary["artifacts"]["tflite_labels"]).is_file()
     assert Path(summary["artifacts"]["pretrained_backbone"]).is_file()
+    # the run is a model card and a loadable model too
+    assert Path(summary["artifacts"]["model"]) == (run / "model.keras").resolve() and (run / "model.keras").is_file()
+    assert json.loads((run / "history.json").read_text())["stage"][0] == "feature_extraction"
+    report = (run / "report.md").read_text()
+    assert "| finetuned |" in report and "| scratch |" in report and "## Artifacts" in report
+    assert (run / "curves.png").is_file() and (run / "confusion_matrix.png").is_file()
     assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["saved_model"]["max_abs_diff"] <= 1e-5
     assert summary["parity"]["tflite"]["ok"] and summary["parity"]["tflite"]["top1_agreement"] >= 0.99
     assert "fine-tuned" in result.stdout and "from scratch" in result.stdout and "SavedModel" in result.stdout

@@ -28,6 +28,8 @@ _PUBLIC = {
     "evaluate": ("tfptm.evaluation", "evaluate"),
     "evaluation": ("tfptm.evaluation", None),
     "export": ("tfptm.export", None),
+    "recipes": ("tfptm.recipes", None),
+    "write_report": ("tfptm.evaluation.report", "write_report"),
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -12,6 +12,14 @@ from tfptm.errors import TfptmError
 
 EXAMPLES = {
     "quickstart": "tfptm quickstart --out runs/quickstart --export-dir export",
+    "train": "tfptm train image_transfer --set finetune.epochs=5 --out runs/digits",
+    "pretrain": "tfptm pretrain image_transfer --set pretrain.epochs=10 --out runs/digits-backbone",
+    "distill": "tfptm distill distill_tflite --set distill.teacher=runs/digits/model.keras",
+    "evaluate": "tfptm evaluate runs/digits   (or: tfptm evaluate model.keras --recipe my_recipe.yaml)",
+    "export": "tfptm export runs/digits --set export.tflite=[float16] --out export",
+    "predict": "tfptm predict runs/digits/export/digits.tflite images.npy",
+    "recipes": "tfptm recipes   |   tfptm recipes show image_transfer   |   tfptm recipes check my_recipe.yaml",
+    "bench": "tfptm bench   |   tfptm bench NAME --quick",
 }
 
 
@@ -47,6 +55,126 @@ def _quickstart(args):
     return 0
 
 
+def _progress(args):
+    from tfptm.progress import Progress
+
+    return Progress()
+
+
+def _recipe(args):
+    from tfptm.recipes import load_recipe
+    from tfptm.recipes.bundled import resolve_recipe_path
+
+    return load_recipe(resolve_recipe_path(args.recipe), args.set)
+
+
+def _print_run(summary):
+    from tfptm.recipes.summary import format_summary, parity_ok
+
+    print(format_summary(summary))
+    if summary.get("run_dir"):
+        print(f"report: {summary['run_dir']}/report.md")
+    if not parity_ok(summary):
+        print("tfptm: error: an exported artifact does not match the Keras model (see summary.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train(args):
+    recipe = _recipe(args)  # validated before TensorFlow loads
+    _quiet_tensorflow()
+    from tfptm.recipes.run import run_recipe
+
+    return _print_run(run_recipe(recipe, args.out, _progress(args), verbose=0 if args.quiet else "auto", origin=args.recipe))
+
+
+def _pretrain(args):
+    recipe = _recipe(args)
+    _quiet_tensorflow()
+    from tfptm.recipes.run import run_pretrain
+
+    return _print_run(run_pretrain(recipe, args.out, _progress(args), verbose=0 if args.quiet else "auto"))
+
+
+def _distill(args):
+    recipe = _recipe(args)
+    if recipe.distill is None:
+        raise TfptmError(f"{args.recipe}: distill: missing; expected a distill section with a teacher (see tfptm recipes show distill_tflite)")
+    return _train(args)
+
+
+def _evaluate(args):
+    from pathlib import Path
+
+    from tfptm.recipes import load_recipe
+    from tfptm.recipes.bundled import resolve_recipe_path
+
+    target = Path(args.model)
+    if args.recipe:
+        recipe = load_recipe(resolve_recipe_path(args.recipe), args.set)
+    elif target.is_dir():
+        recipe = load_recipe(target / "recipe.yaml", args.set)
+    else:
+        raise TfptmError(f"evaluate: {args.model!r} is not a run directory; give the data with --recipe RECIPE")
+    _quiet_tensorflow()
+    from tfptm.recipes.saved import evaluate_saved
+
+    summary = evaluate_saved(target, recipe, args.out, _progress(args))
+    if args.out:
+        summary["run_dir"] = args.out
+    return _print_run(summary)
+
+
+def _export(args):
+    _quiet_tensorflow()
+    from tfptm.recipes.saved import export_run
+
+    return _print_run(export_run(args.run_dir, args.set, args.out, _progress(args)))
+
+
+def _predict(args):
+    import json
+
+    _quiet_tensorflow()
+    from tfptm.recipes.saved import predict_file
+
+    for row in predict_file(args.model, args.inputs):
+        print(json.dumps(row))
+    return 0
+
+
+def _recipes(args):
+    from tfptm.recipes import bundled_names, bundled_path, describe, load_recipe
+    from tfptm.recipes.bundled import resolve_recipe_path
+
+    if args.action == "show":
+        if not args.name:
+            raise TfptmError("recipes show: expected a recipe name, e.g. tfptm recipes show image_transfer")
+        print(bundled_path(args.name).read_text(encoding="utf-8"), end="")
+    elif args.action == "check":
+        if not args.name:
+            raise TfptmError("recipes check: expected a recipe file, e.g. tfptm recipes check my_recipe.yaml")
+        load_recipe(resolve_recipe_path(args.name), args.set)
+        print(f"{args.name}: OK")
+    else:
+        width = max(map(len, bundled_names()))
+        for name in bundled_names():
+            print(f"{name:<{width}}  {describe(name)}")
+    return 0
+
+
+def _bench(args):
+    from tfptm.recipes.bench import BENCHMARKS, run_benchmark
+
+    if args.name:
+        return run_benchmark(args.name, quick=args.quick)
+    if not BENCHMARKS:
+        print("no benchmarks yet (add scripts to bench/ and a row to tfptm/recipes/bench.py BENCHMARKS)")
+    for name, (script, description) in BENCHMARKS.items():
+        print(f"{name:<20} {description}  (bench/{script})")
+    return 0
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -71,7 +199,7 @@ def build_parser():
         help="transfer learning on the bundled digits, end to end, with export and parity checks",
         description="Pre-train a small CNN on digits 0-4, fine-tune it on digits 5-9 from a few labels, compare "
         "with training from scratch, export SavedModel (TF Serving layout) and TFLite, check both against Keras, "
-        "and write summary.json. Runs offline in under 3 minutes on 2 CPU cores.",
+        "and write summary.json, report.md and model.keras. Runs offline in under 3 minutes on 2 CPU cores.",
         epilog=f"example: {EXAMPLES['quickstart']}",
     )
     quickstart.add_argument("--out", metavar="DIR", help="run directory (default: runs/quickstart-TIMESTAMP)")
@@ -84,7 +212,79 @@ def build_parser():
     quickstart.add_argument("--seed", type=int, help="random seed (default: 0)")
     quickstart.add_argument("--verbose", action="store_true", help="show Keras progress bars for every epoch")
     quickstart.set_defaults(handler=_quickstart)
+
+    def verb(name, help, description):
+        return verbs.add_parser(name, help=help, description=description, epilog=f"example: {EXAMPLES[name]}")
+
+    def recipe_args(parser, out=True):
+        parser.add_argument("recipe", metavar="RECIPE", help="a recipe file, or the name of a bundled recipe (tfptm recipes)")
+        _set_arg(parser)
+        if out:
+            parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/NAME-TIMESTAMP)")
+            parser.add_argument("--quiet", action="store_true", help="no Keras progress bars (status lines only)")
+
+    train = verb("train", "fine-tune (or train) a model as a recipe says; writes a run directory",
+                 "Validates the recipe, then: load data, build backbone + head, (pre-train,) fine-tune, evaluate on the "
+                 "test split, export and check parity. The run directory appears only when complete: summary.json, "
+                 "recipe.yaml (resolved; train it again to repeat the run), history.json, model.keras, report.md with "
+                 "PNG plots, export/.")
+    recipe_args(train)
+    train.set_defaults(handler=_train)
+
+    pretrain = verb("pretrain", "pre-train a backbone as a recipe's pretrain section says",
+                    "Runs only the recipe's pretrain section and saves pretrained_backbone.keras in the run directory; "
+                    "use it as backbone.name in a later recipe.")
+    recipe_args(pretrain)
+    pretrain.set_defaults(handler=_pretrain)
+
+    distill = verb("distill", "distil a teacher into the recipe's model (recipe needs a distill section)",
+                   "Like train, for recipes with a distill section: the recipe's model learns from the teacher's soft "
+                   "targets, then is evaluated and exported.")
+    recipe_args(distill)
+    distill.set_defaults(handler=_distill)
+
+    evaluate = verb("evaluate", "evaluate a saved model on a recipe's test split",
+                    "Evaluates model.keras (or a run directory's) on the test split of the recipe's data section (same "
+                    "seed, same split). With --out, writes summary.json and report.md there.")
+    evaluate.add_argument("model", metavar="MODEL", help="a run directory or a .keras model file")
+    evaluate.add_argument("--recipe", metavar="RECIPE", help="recipe whose data to use (default: the run's recipe.yaml)")
+    _set_arg(evaluate)
+    evaluate.add_argument("--out", metavar="DIR", help="write summary.json and report.md to this new directory")
+    evaluate.set_defaults(handler=_evaluate)
+
+    export = verb("export", "export a finished run's model (SavedModel, TFLite) and check parity",
+                  "Exports the run's model.keras as its recipe.yaml's export section says (change it with --set) and "
+                  "checks each artifact against the Keras model on the test split.")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by tfptm train")
+    _set_arg(export)
+    export.add_argument("--out", metavar="DIR", help="export base directory (default: export.dir, else RUN_DIR-export)")
+    export.set_defaults(handler=_export)
+
+    predict = verb("predict", "predict classes with a .keras model, run directory or .tflite file",
+                   "Prints one JSON line per example: class_id, class_name, probability.")
+    predict.add_argument("model", metavar="MODEL", help="a run directory, a .keras file or a .tflite file")
+    predict.add_argument("inputs", metavar="INPUTS", help="a .npy array of inputs, or a .npz file with x")
+    predict.set_defaults(handler=_predict)
+
+    recipes = verb("recipes", "list the bundled example recipes, show one, or check a recipe file",
+                   "Without arguments, lists the bundled recipes with one line each. 'show NAME' prints one; "
+                   "'check FILE' validates a recipe (with --set) without running it.")
+    recipes.add_argument("action", nargs="?", choices=("list", "show", "check"), default="list")
+    recipes.add_argument("name", nargs="?", metavar="NAME", help="bundled recipe name (show) or recipe file (check)")
+    _set_arg(recipes)
+    recipes.set_defaults(handler=_recipes)
+
+    bench = verb("bench", "list the benchmarks in bench/, or run one",
+                 "Without a name, lists the benchmarks. With one, runs its script; --quick makes it a short smoke run.")
+    bench.add_argument("name", nargs="?", metavar="NAME", help="the benchmark to run")
+    bench.add_argument("--quick", action="store_true", help="a short run with small sizes")
+    bench.set_defaults(handler=_bench)
     return parser
+
+
+def _set_arg(parser):
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a recipe field, value read as YAML (repeatable): --set finetune.epochs=3")
 
 
 def _version():

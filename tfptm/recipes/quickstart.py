@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 
 import tfptm
-from tfptm.files import directory_size, staged_directory
+from tfptm.evaluation.report import write_report
+from tfptm.files import directory_size, staged_directory, write_json_atomic
 from tfptm.progress import Progress
 from tfptm.recipes.summary import write_summary
 
@@ -49,13 +50,18 @@ def default_run_dir():
 
 
 def run_quickstart(run_dir=None, export_dir="export", config=QuickstartConfig(), progress=None, verbose=0):
-    """Runs the quickstart and returns its summary (also written to `run_dir/summary.json`)."""
+    """Runs the quickstart and returns its summary (also written to `run_dir/summary.json`).
+
+    The run directory appears only when complete and also holds `report.md`
+    (with `curves.png` and `confusion_matrix.png`), `history.json`, the
+    fine-tuned `model.keras` and the `pretrained_backbone.keras`.
+    """
     progress = progress or Progress()
     run_dir = Path(run_dir or default_run_dir())
     with staged_directory(run_dir, "run directory") as staging:
         summary = _run(staging, run_dir, Path(export_dir), config, progress, verbose)
     summary["run_dir"] = str(run_dir)
-    progress(f"done: {run_dir / 'summary.json'}")
+    progress(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.md'}")
     return summary
 
 
@@ -125,22 +131,35 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         "saved_model": tfptm.export.check_saved_model(saved_model_path, finetuned, x_test),
         "tflite": tfptm.export.check_tflite(lite.path, finetuned, x_test, y_test),
     }
+    finetuned.save(staging / "model.keras")
+    history = {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in finetuned_history.items()}
+    write_json_atomic(staging / "history.json", history)
     artifacts = {
+        "model": run_dir / "model.keras",
         "saved_model": saved_model_path,
         "tflite": lite.path,
         "tflite_labels": lite.labels_path,
         "tflite_metadata": lite.metadata_path,
         "pretrained_backbone": run_dir / "pretrained_backbone.keras",
     }
-    return write_summary(
+    summary = write_summary(
         staging,
         metrics,
         artifacts,
         parity,
-        sizes={"saved_model": directory_size(saved_model_path), "tflite": directory_size(lite.path)},
-        history={k: [float(v) if not isinstance(v, str) else v for v in vs] for k, vs in finetuned_history.items()},
+        sizes={
+            "model": directory_size(staging / "model.keras"),
+            "saved_model": directory_size(saved_model_path),
+            "tflite": directory_size(lite.path),
+        },
+        history=history,
         config=dataclasses.asdict(config),
     )
+    write_report(
+        staging, summary, history=history, model=finetuned, primary="finetuned", final_dir=run_dir,
+        title="tfptm quickstart: digits 0-4 -> 5-9 transfer, fine-tuned vs from scratch",
+    )
+    return summary
 
 
 def format_table(summary):

@@ -1,0 +1,187 @@
+"""Recipe validation (no TensorFlow): broken recipes give exact one-line messages with file and key path."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tfptm.errors import TfptmError
+from tfptm.recipes import bundled_names, bundled_path, dump_recipe, load_recipe, parse_recipe, validate
+from tfptm.recipes import schema
+from tfptm.recipes.validate import to_dict
+
+GOOD = {"backbone": {"name": "vgg_cnn"}}
+
+
+def merged(*updates):
+    """GOOD with nested updates applied, e.g. merged({"finetune": {"epochs": 3}})."""
+    recipe = yaml.safe_load(yaml.safe_dump(GOOD))
+    for update in updates:
+        for section, values in update.items():
+            if isinstance(values, dict) and isinstance(recipe.get(section), dict):
+                recipe[section].update(values)
+            else:
+                recipe[section] = values
+    return recipe
+
+
+BROKEN = [
+    # wrong types
+    ({"finetune": {"epochs": "ten"}}, "finetune.epochs: expected a positive integer, got 'ten'"),
+    ({"finetune": {"epochs": 0}}, "finetune.epochs: expected a positive integer, got 0"),
+    ({"finetune": {"epochs": 2.5}}, "finetune.epochs: expected a positive integer, got 2.5"),
+    ({"finetune": {"epochs": True}}, "finetune.epochs: expected a positive integer, got true"),
+    ({"finetune": {"learning_rate": -1}}, "finetune.learning_rate: expected a positive number, got -1"),
+    ({"finetune": {"learning_rate": ".inf"}}, "finetune.learning_rate: expected a positive number, got '.inf'"),
+    ({"head": {"dropout": 1.0}}, "head.dropout: expected a number in [0, 1), got 1.0"),
+    ({"finetune": {"freeze_batchnorm": "yes please"}}, "finetune.freeze_batchnorm: expected true or false, got 'yes please'"),
+    ({"data": {"classes": 5}}, "data.classes: expected a list of items, each an integer >= 0, or null, got 5"),
+    ({"data": {"classes": [1, 1]}}, "data.classes: expected a list of items, each an integer >= 0, without repeats, or null, got [1, 1]"),
+    ({"data": {"image_size": [224]}}, "data.image_size: expected a list of 2 items, each a positive integer, or null, got [224]"),
+    ({"backbone": {"name": "vgg_cnn", "args": {"filters": {"a": 1}}}},
+     "backbone.args: expected a mapping of names to numbers, strings, booleans or lists of them, got a mapping"),
+    ({"head": "multiclass"}, "head: expected a mapping (the task head), got 'multiclass'"),
+    # unknown keys and values, with suggestions
+    ({"finetune": {"epoch": 3}}, "finetune.epoch: unknown key; did you mean 'epochs'?"),
+    ({"finetuning": {"epochs": 3}}, "finetuning: unknown key; did you mean 'finetune'?"),
+    ({"finetune": {"strategy": "partail"}},
+     "finetune.strategy: expected one of 'feature_extraction', 'full', 'partial', 'two_stage', 'gradual', 'lora', "
+     "got 'partail'; did you mean 'partial'?"),
+    ({"export": {"tflite": ["int4"]}},
+     "export.tflite: expected a list of items, each one of 'float32', 'float16', 'dynamic', 'int8', got ['int4']"),
+    # missing
+    ({"backbone": {"name": None}}, "backbone.name: expected a non-empty string, got null"),
+    ({"backbone": None}, "backbone: expected a mapping (the pre-trained network), got null"),
+    # impossible combinations
+    ({"finetune": {"strategy": "partial"}},
+     "finetune.top_blocks: strategy 'partial' needs top_blocks, the number of backbone blocks that train; got null"),
+    ({"finetune": {"head_epochs": None}},
+     "finetune.head_epochs: strategy 'two_stage' needs head_epochs, the epochs training the head alone; got null"),
+    ({"export": {"tflite": ["int8"]}},
+     "export.representative_data: int8 TFLite needs a representative data source ('train' or 'test'); got null"),
+    ({"export": {"int8_io": True}}, "export.int8_io: int8_io needs 'int8' in export.tflite"),
+    ({"head": {"task": "multiclass", "num_classes": 1}},
+     "head.num_classes: task 'multiclass' needs num_classes >= 2, got 1 (use task 'binary' for one output)"),
+    ({"head": {"num_classes": 3}, "data": {"classes": [1, 2]}},
+     "head.num_classes: data.classes lists 2 classes, got num_classes 3"),
+    ({"distill": {"temperature": 2.0}},
+     "distill.teacher: missing; expected a non-empty string: the teacher: a .keras model or a run directory holding model.keras"),
+    ({"data": {"source": "arrays"}}, "data.path: source 'arrays' needs path (a .npz file with x and y); got null"),
+    ({"data": {"source": "tfds"}},
+     "data.name: source 'tfds' needs name, a TFDS data set name such as 'imdb_reviews'; got null"),
+    ({"data": {"classes": [3, 12]}}, "data.classes: the digits have classes 0-9, got [3, 12]"),
+    ({"data": {"test_fraction": 0.5, "validation_fraction": 0.5}},
+     "data.validation_fraction: test_fraction + validation_fraction must leave examples to train on"),
+    ({"pretrain": {"objective": "mlm", "data": {"source": "digits"}}},
+     "pretrain.data.source: objective 'mlm' needs a text source (csv, jsonl, tfds), got 'digits'"),
+    ({"head": {"task": "regression"}, "export": {"saved_model": True}},
+     "export: export serves classifiers (multiclass or binary); head.task is 'regression'"),
+]
+
+
+@pytest.mark.parametrize("update, message", BROKEN, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BROKEN)])
+def test_broken_recipe_gives_file_key_path_and_expectation(tmp_path, update, message):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(merged(update)))
+    with pytest.raises(TfptmError) as error:
+        load_recipe(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("backbone: [unclosed", "r.yaml: not valid YAML (line 1): expected ',' or ']', but got '<stream end>'"),
+        ("- just\n- a list", "r.yaml: expected a mapping of recipe sections (data, backbone, ...), got ['just', 'a list']"),
+        ("", "r.yaml: backbone: missing; expected a section: the pre-trained network"),
+        ("backbone: {args: {}}", "r.yaml: backbone.name: missing; expected a non-empty string: a registered name "
+         "(tfptm.backbones.available()) or a path/URL handle"),
+        ("7: 1\nbackbone: {name: x}", "r.yaml: 7: unknown key; expected one of: name, description, seed, data, backbone, "
+         "head, finetune, optimizer, distribute, pretrain, distill, export"),
+    ],
+)
+def test_unreadable_recipes(text, message):
+    with pytest.raises(TfptmError) as error:
+        parse_recipe(text, source="r.yaml")
+    assert str(error.value) == message
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(TfptmError, match=r"nope.yaml: recipe file does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_set_overrides_any_field_with_yaml_scalars():
+    recipe = parse_recipe(
+        "backbone: {name: vgg_cnn}",
+        sets=["finetune.epochs=3", "finetune.learning_rate=1e-4", "export.tflite=[dynamic, float16]",
+              "backbone.args.filters=[8, 16]", "head.hidden_units=null", "distribute.strategy=default", "name=my run"],
+    )
+    assert recipe.finetune.epochs == 3 and recipe.finetune.learning_rate == 1e-4
+    assert recipe.export.tflite == ("dynamic", "float16")
+    assert recipe.backbone.args == {"filters": [8, 16]}
+    assert recipe.distribute.strategy == "default" and recipe.name == "my run"
+
+
+def test_set_creates_optional_sections_and_is_applied_before_validation():
+    recipe = parse_recipe("backbone: {name: vgg_cnn}", sets=["distill.teacher=t.keras"])
+    assert recipe.distill.teacher == "t.keras" and recipe.distill.temperature == 2.0
+    with pytest.raises(TfptmError) as error:
+        parse_recipe("backbone: {name: vgg_cnn}", source="r.yaml", sets=["finetune.epochs=ten"])
+    assert str(error.value) == "r.yaml: finetune.epochs (from --set): expected a positive integer, got 'ten'"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("finetune.epoch=3", "--set finetune.epoch=3: unknown key 'epoch' in finetune; did you mean 'epochs'?"),
+        ("finetun.epochs=3", "--set finetun.epochs=3: unknown key 'finetun' in the recipe; did you mean 'finetune'?"),
+        ("finetune.epochs.x=3", "--set finetune.epochs.x=3: finetune.epochs is a value, not a section"),
+        ("finetune=3", "--set finetune=3: finetune is a section; set one of its keys, e.g. finetune.strategy"),
+        ("finetune.epochs", "--set 'finetune.epochs': expected KEY.PATH=VALUE, e.g. --set finetune.epochs=3"),
+        ("finetune..epochs=1", "--set 'finetune..epochs=1': expected KEY.PATH=VALUE, e.g. --set finetune.epochs=3"),
+        ("export.tflite=[a", "--set 'export.tflite=[a': the value is not valid YAML: expected ',' or ']', but got '<stream end>'"),
+    ],
+)
+def test_bad_set_paths_are_rejected(text, message):
+    with pytest.raises(TfptmError) as error:
+        parse_recipe("backbone: {name: vgg_cnn}", sets=[text])
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_bundled_recipe_validates_and_round_trips(name):
+    recipe = load_recipe(bundled_path(name))
+    assert recipe.name == name and recipe.description
+    again = parse_recipe(dump_recipe(recipe))
+    assert again == recipe and to_dict(again) == to_dict(recipe)
+
+
+def test_bundled_recipes_cover_the_issue():
+    assert set(bundled_names()) >= {"image_transfer", "text_minilm", "mlm_then_finetune", "distill_tflite", "tfhub_finetune"}
+
+
+def test_resolved_recipe_fills_every_default():
+    resolved = yaml.safe_load(dump_recipe(validate(GOOD)))
+    assert resolved["finetune"] == to_dict(validate(GOOD))["finetune"]
+    assert resolved["optimizer"]["name"] == "adam" and resolved["distill"] is None
+    assert "1e-4" not in dump_recipe(validate(GOOD))  # floats written so YAML reads them back as floats
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    # PyYAML (YAML 1.1) reads 1e-4 as text; recipes accept it as the number people mean.
+    assert parse_recipe("backbone: {name: x}\nfinetune: {learning_rate: 1e-4}").finetune.learning_rate == 1e-4
+
+
+def test_distribute_names_match_tfptm_training():
+    code = "from tfptm.training.distribute import STRATEGIES; print(','.join(STRATEGIES))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert tuple(out.stdout.strip().split(",")) == schema.DISTRIBUTE
+
+
+def test_recipes_need_no_tensorflow():
+    code = ("import sys; from tfptm.recipes import load_recipe, bundled_path; "
+            "load_recipe(bundled_path('image_transfer')); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,179 @@
+"""The recipe schema: one frozen dataclass per YAML section, with types, defaults and docs.
+
+Every field carries its check (`tfptm.recipes.checks`) and a one-line
+description in its metadata; `tfptm.recipes.validate` walks these classes,
+so adding a field here is all it takes to accept it in YAML and `--set`.
+
+Example:
+>>> from tfptm.recipes.validate import validate
+>>> recipe = validate({"backbone": {"name": "vgg_cnn"}})
+>>> recipe.finetune.strategy, recipe.data.source
+('two_stage', 'digits')
+"""
+
+import dataclasses
+
+from tfptm.recipes import checks as c
+
+REQUIRED = object()  # default of a field the recipe must give
+
+DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl")
+TEXT_SOURCES = ("csv", "jsonl", "tfds")
+PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directory of class folders",
+                "csv": "a CSV file", "jsonl": "a JSONL file"}
+TASKS = ("multiclass", "binary", "multilabel", "regression")
+POOLINGS = ("avg", "max", "flatten", "first")
+STRATEGIES = ("feature_extraction", "full", "partial", "two_stage", "gradual", "lora")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine", "linear")
+# The same names as tfptm.training.distribute.STRATEGIES (kept here so validation needs no TensorFlow).
+DISTRIBUTE = ("auto", "default", "mirrored", "multi_worker", "tpu")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+PRETRAIN_OBJECTIVES = ("supervised", "mlm", "causal_lm")
+REPRESENTATIVE = ("train", "test")
+
+
+def field(default, check, doc, section=None):
+    """A dataclass field with its check and documentation; mutable defaults are copied per instance."""
+    metadata = {"check": check, "doc": doc, "section": section}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def section(cls, doc, optional=False):
+    """A nested section field: `cls` (a schema dataclass), or null when `optional`."""
+    default = None if optional else REQUIRED
+    return dataclasses.field(default=default, metadata={"check": None, "doc": doc, "section": cls, "optional": optional})
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """Where the examples come from and how they are split and batched."""
+
+    source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, jsonl")
+    path: str | None = field(None, c.optional(c.text), "file or directory for arrays, image_folder, csv, jsonl")
+    test_path: str | None = field(None, c.optional(c.text), "a separate test file/directory (else test_fraction is split off)")
+    name: str | None = field(None, c.optional(c.text), "TFDS data set name (source tfds)")
+    split: str = field("train", c.text, "TFDS training split")
+    test_split: str | None = field(None, c.optional(c.text), "TFDS test split (else test_fraction is split off)")
+    classes: tuple | None = field(None, c.optional(c.non_negative_int_list), "labels to keep, relabelled 0..n-1 in this order")
+    shots: int | None = field(None, c.optional(c.positive_int), "labelled training examples per class (few-shot)")
+    test_fraction: float = field(0.2, c.open_fraction, "share held out for testing when there is no test set")
+    validation_fraction: float = field(0.0, c.rate, "share of the training examples used for validation")
+    batch_size: int = field(32, c.positive_int, "global batch size (split across replicas)")
+    image_size: tuple | None = field(None, c.optional(c.list_of(c.positive_int, length=2)), "[height, width] for images")
+    text_column: str = field("text", c.text, "text field (csv, jsonl, tfds)")
+    label_column: str = field("label", c.text, "label field (csv, jsonl, tfds)")
+    max_length: int | None = field(None, c.optional(c.positive_int), "tokens per text example")
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """The pre-trained network: a registered name or a handle, and keyword arguments for it."""
+
+    name: str = field(REQUIRED, c.text, "a registered name (tfptm.backbones.available()) or a path/URL handle")
+    args: dict = field({}, c.keyword_arguments, "keyword arguments for tfptm.backbones.get")
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """The task head (see tfptm.Head)."""
+
+    task: str = field("multiclass", c.choice(*TASKS), "what the model predicts")
+    num_classes: int | None = field(None, c.optional(c.positive_int), "output classes (default: from the data)")
+    pooling: str = field("avg", c.choice(*POOLINGS), "how features become one vector")
+    dropout: float = field(0.0, c.rate, "dropout before the output layer")
+    hidden_units: int | None = field(None, c.optional(c.positive_int), "width of an optional hidden layer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finetune:
+    """Which weights train, for how long, at what rate."""
+
+    strategy: str = field("two_stage", c.choice(*STRATEGIES), "feature_extraction, full, partial, two_stage, gradual, lora")
+    epochs: int = field(10, c.positive_int, "epochs of the (last) fine-tuning stage")
+    learning_rate: float = field(1e-4, c.positive_number, "learning rate of the (last) stage")
+    head_epochs: int | None = field(5, c.optional(c.positive_int), "two_stage: epochs training the head alone")
+    head_learning_rate: float = field(1e-3, c.positive_number, "two_stage: learning rate of the head stage")
+    top_blocks: int | None = field(None, c.optional(c.positive_int), "partial: backbone blocks that train, from the top")
+    freeze_batchnorm: bool = field(True, c.boolean, "keep BatchNorm frozen (inference mode) while fine-tuning")
+    unfreeze_every: int = field(1, c.positive_int, "gradual: epochs between unfreezing one more block")
+    lora_rank: int = field(8, c.positive_int, "lora: rank of the low-rank updates")
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """The optimizer and its learning-rate schedule."""
+
+    name: str = field("adam", c.choice(*OPTIMIZERS), "Keras optimizer")
+    weight_decay: float = field(0.0, c.non_negative_number, "decoupled weight decay (adamw) or L2-style decay")
+    momentum: float = field(0.9, c.rate, "sgd momentum")
+    clipnorm: float | None = field(None, c.optional(c.positive_number), "clip each gradient to this norm")
+    schedule: str = field("constant", c.choice(*SCHEDULES), "learning-rate schedule within a stage")
+    warmup_fraction: float = field(0.0, c.rate, "share of a stage's steps spent warming up")
+    layerwise_decay: float | None = field(None, c.optional(c.decay), "layer-wise LR decay from the top block down")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribute:
+    """tf.distribute strategy (see tfptm.training.get_strategy)."""
+
+    strategy: str = field("auto", c.choice(*DISTRIBUTE), "auto, default, mirrored, multi_worker, tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrain:
+    """Pre-training the backbone before fine-tuning (absent or null: none)."""
+
+    objective: str = field(REQUIRED, c.choice(*PRETRAIN_OBJECTIVES), "supervised, mlm (masked LM) or causal_lm")
+    data: Data = section(Data, "the pre-training examples (labels only for supervised)")
+    epochs: int = field(10, c.positive_int, "pre-training epochs")
+    learning_rate: float = field(1e-3, c.positive_number, "pre-training learning rate")
+    mask_rate: float = field(0.15, c.open_fraction, "mlm: share of tokens masked")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation from a teacher into this recipe's model (absent or null: none)."""
+
+    teacher: str = field(REQUIRED, c.text, "the teacher: a .keras model or a run directory holding model.keras")
+    temperature: float = field(2.0, c.positive_number, "softmax temperature for the soft targets")
+    alpha: float = field(0.5, c.weight, "weight of the hard-label loss (1 - alpha on the teacher's)")
+    epochs: int = field(10, c.positive_int, "distillation epochs")
+    learning_rate: float = field(1e-3, c.positive_number, "distillation learning rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    """What to export after training, and the parity checks against Keras."""
+
+    dir: str | None = field(None, c.optional(c.text), "export base directory (default: export/ inside the run directory)")
+    model_name: str = field("model", c.text, "SavedModel directory name and TFLite file stem")
+    saved_model: bool = field(False, c.boolean, "export a SavedModel in TF Serving's layout")
+    tflite: tuple = field((), c.list_of(c.choice(*QUANTIZATIONS), unique=True), "TFLite quantizations to export")
+    representative_data: str | None = field(None, c.optional(c.choice(*REPRESENTATIVE)), "int8: calibration inputs")
+    int8_io: bool = field(False, c.boolean, "int8: integer input and output tensors too")
+    parity: bool = field(True, c.boolean, "check every artifact against the Keras model on the test set")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A whole run: data, backbone, head, fine-tuning, optimizer, distribution, pre-training, distillation, export."""
+
+    name: str = field("run", c.text, "a short name, used for run directories")
+    description: str = field("", c.any_text, "one line saying what the recipe does")
+    seed: int = field(0, c.non_negative_int, "random seed for sampling, shuffling and initialization")
+    data: Data = section(Data, "the fine-tuning data")
+    backbone: Backbone = section(Backbone, "the pre-trained network")
+    head: Head = section(Head, "the task head")
+    finetune: Finetune = section(Finetune, "the fine-tuning strategy")
+    optimizer: Optimizer = section(Optimizer, "optimizer and schedule")
+    distribute: Distribute = section(Distribute, "tf.distribute strategy")
+    pretrain: Pretrain | None = section(Pretrain, "pre-training before fine-tuning", optional=True)
+    distill: Distill | None = section(Distill, "distillation from a teacher", optional=True)
+    export: Export = section(Export, "export targets")
+
+
+# Sections that may be left out of the YAML and take all their defaults.
+DEFAULTED_SECTIONS = {Data, Head, Finetune, Optimizer, Distribute, Export}

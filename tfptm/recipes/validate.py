@@ -1,0 +1,261 @@
+"""Reading, overriding, validating and writing recipes; every problem is one `TfptmError` line.
+
+Messages name the file, the key path and what was expected:
+`recipe.yaml: finetune.epochs: expected a positive integer, got 'ten'`.
+
+Example:
+>>> recipe = validate({"backbone": {"name": "vgg_cnn"}, "finetune": {"epochs": 3}})
+>>> recipe.finetune.epochs, recipe.head.task
+(3, 'multiclass')
+>>> try:
+...     validate({"backbone": {"name": "vgg_cnn"}, "finetune": {"epoch": 3}}, source="r.yaml")
+... except TfptmError as error:
+...     print(error)
+r.yaml: finetune.epoch: unknown key; did you mean 'epochs'?
+"""
+
+import dataclasses
+import difflib
+import os
+
+import yaml
+
+from tfptm.errors import TfptmError, one_line
+from tfptm.recipes import checks as c
+from tfptm.recipes import schema as s
+
+RECIPE_FILE = "recipe.yaml"
+
+
+def load_recipe(path, sets=()):
+    """Reads a recipe file, applies `--set` overrides (`"a.b=value"` strings) and validates it.
+
+    Example:
+    >>> from tfptm.recipes.bundled import bundled_path
+    >>> load_recipe(bundled_path("image_transfer"), sets=["finetune.epochs=2"]).finetune.epochs
+    2
+    """
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise TfptmError(f"{source}: recipe file does not exist; expected a YAML file (see `tfptm recipes`)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TfptmError(f"{source}: cannot read the recipe: {one_line(error)}") from None
+    return parse_recipe(text, source=source, sets=sets)
+
+
+def parse_recipe(text, source="recipe.yaml", sets=()):
+    """Validates a recipe given as YAML text; `source` names it in messages.
+
+    Example:
+    >>> parse_recipe("backbone: {name: vgg_cnn}", sets=["head.dropout=0.1"]).head.dropout
+    0.1
+    """
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise TfptmError(f"{source}: not valid YAML{line}: {getattr(error, 'problem', None) or one_line(error)}") from None
+    except RecursionError:
+        raise TfptmError(f"{source}: YAML nested too deeply; expected a mapping of recipe sections") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise TfptmError(f"{source}: expected a mapping of recipe sections (data, backbone, ...), got {c.show(raw)}")
+    overridden = apply_sets(raw, sets)
+    return validate(raw, source=source, overridden=overridden)
+
+
+def parse_set(text):
+    """Splits `"a.b=value"` into the key path and the value read with YAML's scalar rules.
+
+    Example:
+    >>> parse_set("finetune.epochs=3"), parse_set("export.tflite=[dynamic, int8]")
+    ((('finetune', 'epochs'), 3), (('export', 'tflite'), ['dynamic', 'int8']))
+    """
+    key, sep, value = str(text).partition("=")
+    parts = tuple(key.strip().split("."))
+    if not sep or not all(parts):
+        raise TfptmError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set finetune.epochs=3")
+    try:
+        return parts, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise TfptmError(f"--set {text!r}: the value is not valid YAML: {getattr(error, 'problem', None) or one_line(error)}") from None
+
+
+def apply_sets(raw, sets):
+    """Applies `--set` overrides to a raw recipe dict in place; returns the dotted paths set.
+
+    Paths are checked against the schema first, so a typo is an error, not a new key.
+    """
+    overridden = set()
+    for text in sets:
+        parts, value = parse_set(text)
+        _check_path(parts, text)
+        node = raw
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+        overridden.add(".".join(parts))
+    return overridden
+
+
+def _check_path(parts, text):
+    text = text if text.isprintable() else repr(text)
+    cls = s.Recipe
+    for depth, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        where = ".".join(parts[:depth]) or "the recipe"
+        if part not in fields:
+            raise TfptmError(f"--set {text}: unknown key {part!r} in {where}{_did_you_mean(part, fields)}")
+        meta = fields[part].metadata
+        if meta["section"] is not None:
+            cls = meta["section"]
+            continue
+        if depth == len(parts) - 1 or (meta["check"] is c.keyword_arguments and depth == len(parts) - 2):
+            return
+        raise TfptmError(f"--set {text}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+    raise TfptmError(f"--set {text}: {'.'.join(parts)} is a section; set one of its keys, e.g. {'.'.join(parts)}.{dataclasses.fields(cls)[0].name}")
+
+
+def _did_you_mean(key, options):
+    close = difflib.get_close_matches(str(key), list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(options)}"
+
+
+def validate(raw, source="recipe.yaml", overridden=()):
+    """Turns a raw recipe dict into a `Recipe`, or raises `TfptmError` naming `source` and the key path."""
+    if not isinstance(raw, dict):
+        raise TfptmError(f"{source}: expected a mapping of recipe sections, got {c.show(raw)}")
+    recipe = _section(s.Recipe, raw, (), source, set(overridden))
+    _cross_checks(recipe, source)
+    return recipe
+
+
+def _error(source, path, message, overridden=()):
+    where = ".".join(path)
+    note = " (from --set)" if where in overridden else ""
+    return TfptmError(f"{source}: {where}{note}: {message}")
+
+
+def _section(cls, raw, path, source, overridden):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            label = key if isinstance(key, str) and key.isprintable() and key.strip() == key != "" else c.show(key)
+            raise _error(source, path + (label,), f"unknown key{_did_you_mean(key, fields)}")
+    values = {}
+    for name, f in fields.items():
+        here = path + (name,)
+        meta = f.metadata
+        if meta["section"] is not None:
+            value = raw.get(name)
+            if value is None and (meta["optional"] or name not in raw):
+                if meta["optional"]:
+                    values[name] = None
+                    continue
+                if meta["section"] not in s.DEFAULTED_SECTIONS:
+                    raise _error(source, here, f"missing; expected a section: {meta['doc']}")
+                value = {}
+            if not isinstance(value, dict):
+                raise _error(source, here, f"expected a mapping ({meta['doc']}), got {c.show(value)}", overridden)
+            values[name] = _section(meta["section"], value, here, source, overridden)
+        elif name in raw:
+            try:
+                values[name] = meta["check"](raw[name])
+            except c.Invalid as invalid:
+                hint = f"; {invalid.hint}" if invalid.hint else ""
+                message = f"expected {invalid.expected}, got {c.show(raw[name])}{hint}"
+                raise _error(source, here, message, overridden) from None
+        elif f.default is s.REQUIRED:
+            raise _error(source, here, f"missing; expected {meta['check'].expected}: {meta['doc']}")
+    return cls(**values)
+
+
+def _cross_checks(recipe, source):
+    """Combinations that are each valid alone but impossible together."""
+
+    def fail(path, message):
+        raise TfptmError(f"{source}: {path}: {message}")
+
+    _check_data(recipe.data, "data", fail)
+    head, tune, export = recipe.head, recipe.finetune, recipe.export
+    if head.task in ("multiclass", "multilabel") and head.num_classes == 1:
+        fail("head.num_classes", f"task {head.task!r} needs num_classes >= 2, got 1 (use task 'binary' for one output)")
+    if head.task == "binary" and head.num_classes not in (None, 1, 2):
+        fail("head.num_classes", f"task 'binary' has one output (2 classes), got num_classes {head.num_classes}")
+    if head.num_classes and recipe.data.classes and head.task == "multiclass" and head.num_classes != len(recipe.data.classes):
+        fail("head.num_classes", f"data.classes lists {len(recipe.data.classes)} classes, got num_classes {head.num_classes}")
+    if tune.strategy == "partial" and tune.top_blocks is None:
+        fail("finetune.top_blocks", "strategy 'partial' needs top_blocks, the number of backbone blocks that train; got null")
+    if tune.strategy == "two_stage" and tune.head_epochs is None:
+        fail("finetune.head_epochs", "strategy 'two_stage' needs head_epochs, the epochs training the head alone; got null")
+    if "int8" in export.tflite and export.representative_data is None:
+        fail("export.representative_data", "int8 TFLite needs a representative data source ('train' or 'test'); got null")
+    if export.int8_io and "int8" not in export.tflite:
+        fail("export.int8_io", "int8_io needs 'int8' in export.tflite")
+    if head.task != "multiclass" and head.task != "binary" and (export.saved_model or export.tflite):
+        fail("export", f"export serves classifiers (multiclass or binary); head.task is {head.task!r}")
+    if recipe.pretrain is not None:
+        _check_data(recipe.pretrain.data, "pretrain.data", fail)
+        if recipe.pretrain.objective in ("mlm", "causal_lm") and recipe.pretrain.data.source not in s.TEXT_SOURCES:
+            fail(
+                "pretrain.data.source",
+                f"objective {recipe.pretrain.objective!r} needs a text source ({', '.join(s.TEXT_SOURCES)}), "
+                f"got {recipe.pretrain.data.source!r}",
+            )
+
+
+def _check_data(data, where, fail):
+    if data.source in s.PATH_SOURCES and data.path is None:
+        fail(f"{where}.path", f"source {data.source!r} needs path ({s.PATH_SOURCES[data.source]}); got null")
+    if data.source == "tfds" and data.name is None:
+        fail(f"{where}.name", "source 'tfds' needs name, a TFDS data set name such as 'imdb_reviews'; got null")
+    if data.source == "digits" and data.classes and max(data.classes) > 9:
+        fail(f"{where}.classes", f"the digits have classes 0-9, got {list(data.classes)}")
+    if data.classes is not None and len(data.classes) < 2:
+        fail(f"{where}.classes", f"expected at least 2 classes, got {list(data.classes)}")
+    if data.test_fraction + data.validation_fraction >= 1:
+        fail(f"{where}.validation_fraction", "test_fraction + validation_fraction must leave examples to train on")
+
+
+def to_dict(recipe):
+    """A recipe as plain YAML-ready dicts and lists, every default filled in.
+
+    Example:
+    >>> to_dict(validate({"backbone": {"name": "vgg_cnn"}}))["finetune"]["epochs"]
+    10
+    """
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(recipe))
+
+
+def dump_recipe(recipe, origin=None):
+    """The resolved recipe as YAML text; reading it back gives an equal `Recipe`.
+
+    Example:
+    >>> recipe = validate({"backbone": {"name": "vgg_cnn"}})
+    >>> parse_recipe(dump_recipe(recipe)) == recipe
+    True
+    """
+    header = "# Resolved recipe: every default filled in. Run it again with: tfptm train recipe.yaml\n"
+    if origin:
+        header += f"# From: {origin}\n"
+    return header + yaml.dump(to_dict(recipe), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style sections with short lists on one line: `classes: [5, 6, 7]`."""
+
+
+_Dumper.add_representer(list, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True))
