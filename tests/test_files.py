@@ -35,3 +35,18 @@ def test_unwritable_parent_is_one_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(TfptmError, match="Cannot write"):
         write_json_atomic(blocker / "sub" / "summary.json", {})
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """Readable by a model server running as another user, as a plain mkdir/open would make them (umask 022)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with staged_directory(tmp_path / "run") as staging:
+            write_json_atomic(staging / "summary.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "run" / "summary.json").stat().st_mode) == 0o644

@@ -10,6 +10,21 @@ from pathlib import Path
 from tfptm.errors import TfptmError
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path, directory):
+    """Gives `path` the mode a plain `open`/`mkdir` would have had.
+
+    `tempfile` creates its files 0600 and directories 0700, which would leave
+    exported models unreadable to a model server running as another user.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def ensure_writable_dir(path, what="output directory"):
     """Creates `path` (and parents) or raises one clear error saying why it can't be written."""
     path = Path(path)
@@ -36,6 +51,7 @@ def staged_directory(final_path, what="output directory"):
         raise TfptmError(f"{what} {str(final_path)!r} already exists and is not empty; choose another path")
     parent = ensure_writable_dir(final_path.parent, what=f"parent of the {what}")
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final_path.name}.partial-"))
+    _usual_mode(staging, directory=True)
     try:
         yield staging
         if final_path.exists():
@@ -52,6 +68,7 @@ def write_bytes_atomic(path, data):
     ensure_writable_dir(path.parent, what=f"directory for {path.name}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.partial-")
     try:
+        _usual_mode(tmp, directory=False)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
