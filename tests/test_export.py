@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_a_failed_export_leaves_no_version_behind(tiny_classifier, tmp_path, mon
             os.makedirs(path + "/variables")  # something half-written
             raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(serving, "_serving_archive", lambda model, labels: CrashingArchive())
+    monkeypatch.setattr(serving, "_serving_archive", lambda *args: CrashingArchive())
     with pytest.raises(RuntimeError, match="disk on fire"):
         tfptm.export.saved_model(tiny_classifier, tmp_path, "digits")
     assert os.listdir(tmp_path / "digits") == []
@@ -94,3 +95,59 @@ def test_bad_tflite_requests(tiny_classifier, tmp_path, kwargs, message):
     with pytest.raises(TfptmError, match=message):
         tfptm.export.tflite(tiny_classifier, **kwargs)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("quantization", ["float32", "dynamic", "int8"])
+def test_tflite_of_a_dict_input_text_model(tmp_path, quantization):
+    backbone = tfptm.backbones.get(
+        "transformer_encoder", vocabulary_size=30, num_layers=1, hidden_dim=8, intermediate_dim=16, max_sequence_length=8
+    )
+    model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2, pooling="first"))
+    ids = np.random.default_rng(0).integers(1, 30, size=(32, 8)).astype("int32")
+    ids[:, 6:] = 0
+    x = {"token_ids": ids, "padding_mask": (ids > 0).astype("int32"), "segment_ids": np.zeros_like(ids)}
+    result = tfptm.export.tflite(model, tmp_path / f"t-{quantization}.tflite", quantization, representative_data=x)
+    assert tfptm.export.read_metadata(result.path)["inputs"] == ["padding_mask", "segment_ids", "token_ids"]
+    parity = tfptm.export.check_tflite(result.path, model, x)
+    if quantization == "float32":
+        assert parity["max_prob_diff"] < 1e-5
+    assert parity["top1_agreement"] >= 0.9, parity
+
+
+def test_tflite_report_measures_every_variant(trained_classifier, digit_batch, tmp_path):
+    x, y = digit_batch
+    report = tfptm.export.tflite_report(
+        trained_classifier, x, y, representative_data=x, out_dir=tmp_path, name="digits", threads=1, repeats=2,
+        class_names=NAMES,
+    )
+    assert set(report["variants"]) == {"float32", "float16", "dynamic", "int8"} and report["threads"] == 1
+    for name, entry in report["variants"].items():
+        assert os.path.getsize(entry["path"]) == entry["size_bytes"] and entry["latency_ms_per_example"] > 0
+        assert entry["select_tf_ops"] is False and entry["top1_agreement"] >= 0.95
+        assert entry["accuracy_delta"] == pytest.approx(entry["accuracy"] - report["keras"]["accuracy"])
+    assert report["variants"]["float32"]["max_output_diff"] < 1e-5
+    assert report["variants"]["int8"]["size_ratio"] < report["variants"]["float16"]["size_ratio"] < 1
+    assert json.loads((tmp_path / "digits.tflite_report.json").read_text()) == report
+    assert_no_partial(tmp_path)
+
+
+def test_export_run_exports_a_saved_run_and_checks_every_artifact(trained_classifier, digit_batch, tmp_path):
+    x, _ = digit_batch
+    run = tmp_path / "run"
+    run.mkdir()
+    trained_classifier.save(run / "model.keras")
+    np.save(run / "representative.npy", x)
+    (run / "summary.json").write_text(json.dumps({"class_names": NAMES, "model_name": "digits", "image_scale": 16 / 255}))
+    summary = tfptm.export.export_run(run, tmp_path / "export", quantizations=["float32", "dynamic", "int8"])
+    assert summary["artifacts"]["saved_model"] == str(tmp_path / "export" / "digits" / "1")
+    assert sorted(summary["parity"]) == ["saved_model", "tflite_dynamic", "tflite_float32", "tflite_int8"]
+    assert all(check["ok"] for check in summary["parity"].values()), summary["parity"]
+    assert summary["select_tf_ops"] == {"float32": False, "dynamic": False, "int8": False}
+    assert sorted(summary["signatures"]) == ["image_bytes", "pixels", "serving_default"]
+    assert tfptm.export.read_metadata(summary["artifacts"]["tflite_int8"])["labels"] == NAMES
+    assert json.loads((tmp_path / "export" / "digits.export.json").read_text()) == summary
+    with pytest.raises(TfptmError, match="has no model.keras"):
+        tfptm.export.export_run(tmp_path, tmp_path / "export")
+    os.remove(run / "representative.npy")
+    with pytest.raises(TfptmError, match="int8 export needs representative data"):
+        tfptm.export.export_run(run, tmp_path / "export", quantizations=["int8"])

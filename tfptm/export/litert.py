@@ -10,10 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfptm.errors import TfptmError
-from tfptm.export.signatures import class_names_or_default, input_spec
+from tfptm.export.signatures import class_names_or_default, input_specs
 from tfptm.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+REPRESENTATIVE_SAMPLES = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +70,7 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
             "quantization": quantization,
             "int8_io": bool(int8_io and quantization == "int8"),
             "select_tf_ops": select_tf_ops,
-            "input": input_spec(model).name,
+            "inputs": _input_names(model),
             **(metadata or {}),
         },
     )
@@ -77,8 +78,13 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     return TFLiteExport(path, labels_path, metadata_path, quantization, select_tf_ops)
 
 
+def _input_names(model):
+    spec = input_specs(model)
+    return sorted(spec) if isinstance(spec, dict) else [spec.name]
+
+
 def _convert(model, quantization, representative_data, int8_io):
-    spec = input_spec(model)
+    spec = input_specs(model)
     with tempfile.TemporaryDirectory() as saved:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -89,12 +95,12 @@ def _convert(model, quantization, representative_data, int8_io):
         )
         archive.write_out(saved, verbose=False)
         try:
-            return _converter(saved, quantization, representative_data, int8_io, select_tf_ops=False).convert(), False
+            return _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=False).convert(), False
         except Exception:  # the converter reports unsupported ops as a generic ConverterError
-            return _converter(saved, quantization, representative_data, int8_io, select_tf_ops=True).convert(), True
+            return _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert(), True
 
 
-def _converter(saved_model_dir, quantization, representative_data, int8_io, select_tf_ops):
+def _converter(saved_model_dir, spec, quantization, representative_data, int8_io, select_tf_ops):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8" else tf.lite.OpsSet.TFLITE_BUILTINS]
     if select_tf_ops:
@@ -105,11 +111,14 @@ def _converter(saved_model_dir, quantization, representative_data, int8_io, sele
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
-        samples = np.asarray(representative_data, dtype="float32")
-
         def representative_dataset():
-            for sample in samples[:300]:
-                yield [sample[np.newaxis]]
+            if isinstance(representative_data, dict):  # a multi-input model: one dict of named inputs per sample
+                count = min(len(v) for v in representative_data.values())
+                for i in range(min(count, REPRESENTATIVE_SAMPLES)):
+                    yield {k: np.asarray(representative_data[k][i : i + 1], s.dtype.as_numpy_dtype) for k, s in spec.items()}
+            else:
+                for sample in np.asarray(representative_data, dtype="float32")[:REPRESENTATIVE_SAMPLES]:
+                    yield [sample[np.newaxis]]
 
         converter.representative_dataset = representative_dataset
         if int8_io:
@@ -119,40 +128,78 @@ def _converter(saved_model_dir, quantization, representative_data, int8_io, sele
 
 
 def read_metadata(path):
-    """Reads back the metadata written beside a `.tflite` file."""
-    return json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+    """Reads back the metadata written beside a `.tflite` file: labels, quantization, inputs, task...
+
+    Example:
+    >>> import tempfile, os, tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
+    >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.tflite")
+    >>> _ = tfptm.export.tflite(model, path, "float32", metadata={"task": "multiclass"})
+    >>> read_metadata(path)["labels"], read_metadata(path)["task"]
+    (['0', '1'], 'multiclass')
+    """
+    meta = Path(path).with_suffix(".json")
+    try:
+        return json.loads(meta.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TfptmError(f"No metadata beside {str(path)!r}: expected {meta.name} (written by tfptm.export.tflite)") from None
+    except (OSError, ValueError) as error:
+        raise TfptmError(f"Metadata {str(meta)!r} cannot be read as JSON: {error}") from None
 
 
 def run_tflite(path, x, batch_size=64, num_threads=None):
     """Runs a `.tflite` classifier on `x` with the LiteRT interpreter; returns float outputs.
 
-    Integer inputs and outputs are quantized and dequantized with the scales
+    `x` is one array, or a dict of arrays named as the model's inputs (e.g.
+    `token_ids`, `padding_mask`, `segment_ids`). Integer inputs and outputs of
+    a fully quantized model are quantized and dequantized with the scales
     stored in the file, so callers always deal in floats.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-    runner = interpreter.get_signature_runner()
-    (input_name, input_detail), = runner.get_input_details().items()
+    runner = signature_runner(path, num_threads)
     (output_name, output_detail), = runner.get_output_details().items()
+    feed = prepare_inputs(runner, x, path)
+    count = len(next(iter(feed.values())))
     outputs = []
-    x = np.asarray(x, dtype="float32")
-    for start in range(0, len(x), batch_size):
-        batch = _quantize(x[start : start + batch_size], input_detail)
-        outputs.append(_dequantize(runner(**{input_name: batch})[output_name], output_detail))
+    for start in range(0, count, batch_size):
+        batch = {name: value[start : start + batch_size] for name, value in feed.items()}
+        outputs.append(_dequantize(runner(**batch)[output_name], output_detail))
     return np.concatenate(outputs)
 
 
+def signature_runner(path, num_threads=None):
+    """The LiteRT signature runner of a `.tflite` file, or a `TfptmError` if it cannot be read."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        return Interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()
+    except (ValueError, RuntimeError) as error:
+        raise TfptmError(f"{str(path)!r} cannot be loaded by LiteRT: {' '.join(str(error).split())[:200]}") from None
+
+
+def prepare_inputs(runner, x, path="the model"):
+    """`x` (an array, or a dict by input name) as the signature runner's inputs: named, cast, quantized."""
+    details = runner.get_input_details()
+    if not isinstance(x, dict):
+        if len(details) != 1:
+            raise TfptmError(f"{str(path)!r} takes inputs {sorted(details)}; pass a dict of arrays by those names")
+        x = {next(iter(details)): x}
+    missing = sorted(set(details) - set(x))
+    if missing:
+        raise TfptmError(f"{str(path)!r} takes inputs {sorted(details)}; missing {missing}")
+    return {name: _quantize(np.asarray(x[name]), details[name]) for name in details}
+
+
 def _quantize(x, detail):
-    if detail["dtype"] == np.float32:
-        return x
+    if not detail["quantization"][0]:  # not a quantized tensor (float, or integer token ids): only the dtype
+        return x.astype(detail["dtype"])
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(detail["dtype"])
 
 
 def _dequantize(y, detail):
-    if detail["dtype"] == np.float32:
-        return y
+    if not detail["quantization"][0]:
+        return y.astype("float32")
     scale, zero_point = detail["quantization"]
     return (y.astype("float32") - zero_point) * scale

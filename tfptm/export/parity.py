@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfptm.data.arrays import check_arrays
+from tfptm.errors import TfptmError
 from tfptm.evaluation.metrics import predict_classes
 from tfptm.export.litert import run_tflite
 
@@ -13,15 +14,21 @@ TFLITE_MIN_AGREEMENT = 0.99
 
 def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_size=256):
     """Reloads a SavedModel with `tf.saved_model.load`, calls `serving_default` on `x`
-    and compares its probabilities and class ids with `model.predict(x)`.
+    (an array, or a dict of arrays by input name) and compares its probabilities
+    and class ids with `model.predict(x)`.
 
     Returns a JSON-ready dict; `ok` is true when every probability is within
     `tolerance` and every class id agrees.
     """
-    x, _ = check_arrays(x, where="check_saved_model")
+    x = _check(x, "check_saved_model")
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (input_name,) = signature.structured_input_signature[1]
-    served = [signature(**{input_name: tf.constant(x[i : i + batch_size])}) for i in range(0, len(x), batch_size)]
+    specs = signature.structured_input_signature[1]
+    named = x if isinstance(x, dict) else {next(iter(specs)): x}
+    count = len(next(iter(named.values())))
+    served = [
+        signature(**{k: tf.constant(named[k][i : i + batch_size], s.dtype) for k, s in specs.items()})
+        for i in range(0, count, batch_size)
+    ]
     probabilities = np.concatenate([s["probabilities"].numpy() for s in served])
     ids = np.concatenate([s["class_ids"].numpy() for s in served])
     expected = model.predict(x, batch_size=batch_size, verbose=0)
@@ -31,7 +38,7 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
         "max_abs_diff": max_diff,
         "tolerance": tolerance,
         "class_ids_agree": ids_agree,
-        "num_examples": int(len(x)),
+        "num_examples": int(count),
         "ok": max_diff <= tolerance and ids_agree,
     }
 
@@ -43,7 +50,11 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     labels `y` are given, the accuracy of both and its delta. `ok` is true when
     top-1 agreement reaches `min_agreement`.
     """
-    x, y = check_arrays(x, y, where="check_tflite")
+    x = _check(x, "check_tflite")
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(next(iter(x.values())) if isinstance(x, dict) else x):
+            raise TfptmError(f"check_tflite: {len(y)} labels for a different number of inputs")
     lite = run_tflite(path, x, num_threads=num_threads)
     expected = model.predict(x, verbose=0)
     lite_ids, keras_ids = predict_classes(lite), predict_classes(expected)
@@ -52,7 +63,7 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
         "top1_agreement": agreement,
         "max_prob_diff": float(np.max(np.abs(lite - expected))),
         "min_agreement": min_agreement,
-        "num_examples": int(len(x)),
+        "num_examples": int(len(lite)),
         "ok": agreement >= min_agreement,
     }
     if y is not None:
@@ -60,3 +71,13 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
         report["tflite_accuracy"] = float(np.mean(lite_ids == y))
         report["accuracy_delta"] = report["tflite_accuracy"] - report["keras_accuracy"]
     return report
+
+
+def _check(x, where):
+    """`x` as arrays: one checked array, or a dict of them (a multi-input model) of one length."""
+    if not isinstance(x, dict):
+        return check_arrays(x, where=where)[0]
+    x = {k: check_arrays(v, where=f"{where}: input {k!r}")[0] for k, v in x.items()}
+    if len({len(v) for v in x.values()}) != 1:
+        raise TfptmError(f"{where}: inputs {sorted(x)} have different lengths; expected one row per example in each")
+    return x

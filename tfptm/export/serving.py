@@ -7,40 +7,61 @@ import keras
 import tensorflow as tf
 
 from tfptm.errors import TfptmError
-from tfptm.export.signatures import class_ids as predicted_ids, class_names_or_default, input_spec
+from tfptm.export import signatures as sig
 from tfptm.files import ensure_writable_dir, staged_directory
 
 LABELS_FILE = "labels.txt"
+OUTPUTS = ("probabilities", "class_ids", "class_names")
 
 
 def existing_versions(model_dir):
-    """The integer versions already present under `model_dir`, sorted."""
+    """The integer versions already present under `model_dir`, sorted.
+
+    Only integer-named directories count, as in TF Serving: a hidden
+    `.<version>.partial-*` staging directory left by a killed export is ignored.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def saved_model(model, base_dir="export", model_name="model", version=None, class_names=None):
+def saved_model(
+    model, base_dir="export", model_name="model", version=None, class_names=None, tokenizer=None, image_scale=1.0
+):
     """Exports a classifier for TF Serving and returns the version directory.
 
     The version (next free integer unless given) is written to a hidden
     staging directory beside it and renamed into place only when complete, so
-    a polling model server never loads half a model. `serving_default` takes
-    the model's input by name and returns `probabilities`, `class_ids` and
-    `class_names`; the label vocabulary is stored as the asset `labels.txt`.
+    a polling model server never loads half a model. Every signature returns
+    `probabilities`, `class_ids` and `class_names` (looked up in the asset
+    `labels.txt`, the label vocabulary):
+
+    - `serving_default`: the model's own inputs by name (a dict model such as
+      a KerasHub text classifier takes `token_ids`, `padding_mask`, `segment_ids`).
+    - image models (float input `(batch, height, width, 1 or 3)`): `pixels`
+      (float tensors, as `serving_default`) and `image_bytes` (a 1-D string
+      tensor of encoded JPEG/PNG files, decoded and resized inside the graph;
+      decoded 0-255 pixels are multiplied by `image_scale` to reach the range
+      the model was trained on, e.g. 16/255 for the 0-16 digits).
+    - text models given a `tokenizer` (a `tfptm.data.text.TextTokenizer` or a
+      KerasHub preprocessor): `raw_text` (a 1-D string tensor `text`,
+      tokenized inside the graph) and `token_ids` (as `serving_default`).
 
     Example:
     >>> import tempfile, tfptm
     >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
     >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))
     >>> path = tfptm.export.saved_model(model, tempfile.mkdtemp(), "digits", class_names=["no", "yes"])
-    >>> path.parent.name, path.name
-    ('digits', '1')
+    >>> path.parent.name, path.name, sorted(tfptm.export.describe_saved_model(path)["signatures"])
+    ('digits', '1', ['image_bytes', 'pixels', 'serving_default'])
     """
-    class_names = class_names_or_default(model, class_names)
+    class_names = sig.class_names_or_default(model, class_names)
     if not str(model_name) or "/" in str(model_name) or str(model_name).startswith("."):
         raise TfptmError(f"model_name {model_name!r} must be a plain directory name")
+    spec = sig.input_specs(model)
+    if tokenizer is not None and sig.token_spec(spec) is None:
+        raise TfptmError(f"A tokenizer was given but model {model.name!r} does not take token ids (it takes {spec})")
     model_dir = ensure_writable_dir(Path(base_dir) / model_name, what="export directory")
     if version is None:
         version = (existing_versions(model_dir) or [0])[-1] + 1
@@ -49,11 +70,11 @@ def saved_model(model, base_dir="export", model_name="model", version=None, clas
     with tempfile.TemporaryDirectory() as scratch, staged_directory(model_dir / str(version), "model version") as out:
         labels = Path(scratch) / LABELS_FILE
         labels.write_text("\n".join(class_names) + "\n", encoding="utf-8")
-        _serving_archive(model, labels).write_out(str(out), verbose=False)
+        _serving_archive(model, labels, tokenizer, image_scale).write_out(str(out), verbose=False)
     return model_dir / str(version)
 
 
-def _serving_archive(model, labels_path):
+def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
     table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(
             str(labels_path),
@@ -67,15 +88,33 @@ def _serving_archive(model, labels_path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(table)
+    spec = sig.input_specs(model)
 
-    def serve(inputs):
+    def classify(inputs):
         probabilities = model(inputs, training=False)
-        class_ids = predicted_ids(probabilities)
+        class_ids = sig.class_ids(probabilities)
         return {
             "probabilities": probabilities,
             "class_ids": class_ids,
             "class_names": table.lookup(tf.cast(class_ids, tf.int64)),
         }
 
-    archive.add_endpoint("serving_default", serve, input_signature=[input_spec(model)])
+    archive.add_endpoint("serving_default", classify, input_signature=[spec])
+    if sig.image_spec(spec) is not None:
+        archive.add_endpoint("pixels", classify, input_signature=[spec])
+        archive.add_endpoint(
+            "image_bytes",
+            lambda image_bytes: classify(sig.decode_images(image_bytes, spec, image_scale)),
+            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+        )
+    if tokenizer is not None:
+        if not tokenizer.built:
+            tokenizer(tf.constant([""]))  # ExportArchive tracks only built layers
+        archive.track(tokenizer)
+        archive.add_endpoint("token_ids", classify, input_signature=[spec])
+        archive.add_endpoint(
+            "raw_text",
+            lambda text: classify(sig.tokenize(tokenizer, text, spec)),
+            input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+        )
     return archive

@@ -1,17 +1,94 @@
-"""Input specs shared by the SavedModel and TFLite exporters."""
+"""Input specs and in-graph serving functions shared by the SavedModel and TFLite exporters."""
 
 import tensorflow as tf
 
 from tfptm.errors import TfptmError
 
+IMAGE_CHANNELS = (1, 3)
 
-def input_spec(model):
-    """The model's single input as a `tf.TensorSpec` with a free batch axis."""
-    if len(model.inputs) != 1:
-        raise TfptmError(f"Model {model.name!r} has {len(model.inputs)} inputs; this exporter takes models with one")
-    tensor = model.inputs[0]
-    name = tensor.name.split(":")[0]
+
+def input_specs(model):
+    """The model's inputs as `tf.TensorSpec`s with a free batch axis, named as the model names them.
+
+    A one-input model gives one spec; a model on a dict of inputs (a KerasHub
+    text backbone: `token_ids`, `padding_mask`, `segment_ids`) gives a dict of
+    specs named by their keys, which become the serving signature's input names.
+
+    Example:
+    >>> import tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
+    >>> input_specs(tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2)))
+    TensorSpec(shape=(None, 8, 8, 1), dtype=tf.float32, name='pixels')
+    """
+    inputs = model.input
+    if isinstance(inputs, dict):
+        return {key: _spec(tensor, key) for key, tensor in sorted(inputs.items())}
+    if isinstance(inputs, (list, tuple)):
+        raise TfptmError(f"Model {model.name!r} takes a list of {len(inputs)} inputs; export takes one input or a dict")
+    return _spec(inputs, inputs.name.split(":")[0])
+
+
+def _spec(tensor, name):
     return tf.TensorSpec([None, *tensor.shape[1:]], tf.as_dtype(tensor.dtype), name=name)
+
+
+def image_spec(spec):
+    """`spec` if it is an image batch `(batch, height, width, 1 or 3)` of floats with a known size, else `None`."""
+    if isinstance(spec, dict) or spec.shape.rank != 4 or not spec.dtype.is_floating:
+        return None
+    height, width, channels = spec.shape[1:]
+    return spec if height and width and channels in IMAGE_CHANNELS else None
+
+
+def token_spec(spec):
+    """`spec` if the model takes token ids (a 2-D integer tensor, or a dict with `token_ids`), else `None`."""
+    if isinstance(spec, dict):
+        return spec if "token_ids" in spec else None
+    return spec if spec.shape.rank == 2 and spec.dtype.is_integer else None
+
+
+def decode_images(image_bytes, spec, scale=1.0):
+    """Decodes a 1-D string tensor of JPEG/PNG/GIF/BMP files to the float batch `spec` describes.
+
+    Each image is decoded to `spec`'s channel count, resized (bilinear) to its
+    height and width, cast to float32 and multiplied by `scale`: decoded pixels
+    are 0-255, and `scale` maps them to the range the model was trained on
+    (e.g. 16/255 for scikit-learn's 0-16 digits). The SavedModel's
+    `image_bytes` signature and `tfptm.export.predict` both call this.
+
+    Example:
+    >>> png = tf.io.encode_png(tf.fill([2, 2, 1], tf.constant(255, tf.uint8)))
+    >>> spec = tf.TensorSpec([None, 4, 4, 1], tf.float32)
+    >>> float(decode_images(tf.stack([png]), spec, scale=1 / 255).numpy().max())
+    1.0
+    """
+    height, width, channels = spec.shape[1:]
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), [height, width])
+        return tf.ensure_shape(image, [height, width, channels])
+
+    images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32))
+    return tf.cast(images * scale, spec.dtype)
+
+
+def tokenize(tokenizer, text, spec):
+    """Raw strings `(batch,)` to the model's token input(s), cast to the dtypes `spec` names.
+
+    `tokenizer` is a `tfptm.data.text.TextTokenizer` layer or a KerasHub
+    preprocessor or tokenizer: anything mapping a string tensor to token ids
+    or to a dict of them.
+    """
+    tokens = tokenizer(text)
+    if isinstance(spec, dict):
+        if not isinstance(tokens, dict) or set(spec) - set(tokens):
+            got = sorted(tokens) if isinstance(tokens, dict) else "one tensor"
+            raise TfptmError(f"The tokenizer returns {got}; the model takes {sorted(spec)}")
+        return {key: tf.cast(tokens[key], s.dtype) for key, s in spec.items()}
+    if isinstance(tokens, dict):
+        tokens = tokens["token_ids"]
+    return tf.cast(tokens, spec.dtype)
 
 
 def class_names_or_default(model, class_names):

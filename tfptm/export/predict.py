@@ -1,0 +1,143 @@
+"""Predictions from an exported artifact alone: a SavedModel or a `.tflite` file, on image files or text.
+
+Reads only the artifact (and the labels and metadata beside a `.tflite`),
+never training code, so it answers "what does the model I shipped say?".
+"""
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfptm.errors import TfptmError, one_line
+from tfptm.export.litert import read_metadata, run_tflite, signature_runner
+from tfptm.export.serving import LABELS_FILE, existing_versions
+from tfptm.export.signatures import decode_images
+
+
+def predict(artifact, inputs, top_k=3):
+    """Top-`top_k` `(label, score)` pairs for each input, best first.
+
+    Args:
+        artifact: a SavedModel version directory, a model directory of
+            versions (the highest is used, as TF Serving does), or a `.tflite`
+            file with its `.labels.txt` and `.json` metadata beside it.
+        inputs: image file paths (JPEG, PNG, GIF, BMP) for an image model, or
+            lines of text for a text model with a `raw_text` signature.
+        top_k: how many labels to return per input.
+
+    Example:
+    >>> import tempfile, os, numpy as np, tensorflow as tf, tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
+    >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))
+    >>> base = tempfile.mkdtemp()
+    >>> _ = tfptm.export.saved_model(model, base, "digits", class_names=["no", "yes"])
+    >>> image = os.path.join(base, "x.png")
+    >>> _ = tf.io.write_file(image, tf.io.encode_png(np.zeros((8, 8, 1), "uint8")))
+    >>> sorted(label for label, score in predict(os.path.join(base, "digits"), [image], top_k=2)[0])
+    ['no', 'yes']
+    """
+    if not isinstance(top_k, int) or top_k < 1:
+        raise TfptmError(f"predict: top_k must be a positive integer; got {top_k!r}")
+    inputs = [str(i) for i in inputs]
+    if not inputs:
+        raise TfptmError("predict: no inputs; expected image file paths or lines of text")
+    path = Path(artifact)
+    if path.suffix == ".tflite":
+        probabilities, labels = _run_tflite(path, inputs)
+    elif path.is_dir():
+        probabilities, labels = _run_saved_model(_version_dir(path), inputs)
+    else:
+        raise TfptmError(
+            f"Artifact {str(path)!r} does not exist or is not an export; expected a SavedModel directory "
+            "(<base>/<name>/ or <base>/<name>/<version>/) or a .tflite file"
+        )
+    return top_labels(probabilities, labels, top_k)
+
+
+def top_labels(probabilities, labels, top_k=3):
+    """`[[(label, score), ...], ...]` from a batch of classifier outputs (one sigmoid unit means 2 classes).
+
+    Example:
+    >>> top_labels([[0.1, 0.7, 0.2]], ["a", "b", "c"], top_k=2)
+    [[('b', 0.7), ('c', 0.2)]]
+    """
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.ndim == 1 or probabilities.shape[-1] == 1:
+        positive = probabilities.reshape(-1, 1)
+        probabilities = np.concatenate([1 - positive, positive], axis=-1)
+    if probabilities.shape[-1] != len(labels):
+        raise TfptmError(f"The model has {probabilities.shape[-1]} outputs but {len(labels)} labels")
+    order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :top_k]
+    return [[(labels[i], round(float(row[i]), 6)) for i in best] for row, best in zip(probabilities, order)]
+
+
+def format_predictions(inputs, predictions):
+    """One line per input: the input, then `label (score)` pairs, as `tfptm predict` prints them."""
+    return "\n".join(
+        f"{text}\t" + "  ".join(f"{label} ({score:.4f})" for label, score in pairs)
+        for text, pairs in zip(inputs, predictions)
+    )
+
+
+def _version_dir(path):
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = existing_versions(path)
+    if not versions:
+        raise TfptmError(
+            f"{str(path)!r} is neither a SavedModel (no saved_model.pb) nor a model directory with integer versions"
+        )
+    return path / str(versions[-1])
+
+
+def _run_saved_model(path, inputs):
+    try:
+        import tensorflow_text  # noqa: F401  registers the ops of in-graph KerasHub tokenizers
+    except ImportError:
+        pass
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # TF raises OSError, NotFoundError, ValueError... for unloadable models
+        raise TfptmError(f"SavedModel {str(path)!r} cannot be loaded: {one_line(error)}") from None
+    signatures = loaded.signatures
+    if "image_bytes" in signatures:
+        served = signatures["image_bytes"](image_bytes=tf.constant([_read(i) for i in inputs]))
+    elif "raw_text" in signatures:
+        served = signatures["raw_text"](text=tf.constant(inputs))
+    else:
+        raise TfptmError(
+            f"SavedModel {str(path)!r} has signatures {sorted(signatures)}; predict needs 'image_bytes' (image "
+            "models) or 'raw_text' (text models exported with a tokenizer)"
+        )
+    labels = (path / "assets" / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    return served["probabilities"].numpy(), labels
+
+
+def _run_tflite(path, inputs):
+    if not path.is_file():
+        raise TfptmError(f"TFLite file {str(path)!r} does not exist")
+    metadata = read_metadata(path)
+    runner = signature_runner(path)
+    details = list(runner.get_input_details().values())
+    shape = details[0]["shape"]
+    if len(details) != 1 or len(shape) != 4:
+        raise TfptmError(
+            f"{str(path)!r} takes token ids, not text (TFLite has no in-graph tokenizer); "
+            "predict on text with the SavedModel and its raw_text signature"
+        )
+    spec = tf.TensorSpec([None, *shape[1:]], tf.float32)
+    images = decode_images(tf.constant([_read(i) for i in inputs]), spec, metadata.get("image_scale", 1.0))
+    return run_tflite(path, images.numpy()), metadata["labels"]
+
+
+def _read(image_path):
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError as error:
+        raise TfptmError(f"Cannot read image {image_path!r}: {error.strerror or error}") from None
+    try:
+        tf.io.decode_image(data, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise TfptmError(f"{image_path!r} is not an image TensorFlow can decode (JPEG, PNG, GIF or BMP)") from None
+    return data
