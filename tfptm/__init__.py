@@ -29,6 +29,7 @@ _PUBLIC = {
     "evaluation": ("tfptm.evaluation", None),
     "export": ("tfptm.export", None),
     "recipes": ("tfptm.recipes", None),
+    "pretrain": ("tfptm.pretrain", None),
     "write_report": ("tfptm.evaluation.report", "write_report"),
 }
 

@@ -78,7 +78,8 @@ def _unrecognized(name):
     if not looks_like_path:
         entry(name)  # raises: unknown name, with suggestions
     expected = (
-        "a .keras file, a TF2 SavedModel directory or .tar.gz, a KerasHub or Hugging Face preset directory "
+        "a .keras file, a tfptm pre-trained artifact directory (pretrained.json), a TF2 SavedModel directory "
+        "or .tar.gz, a KerasHub or Hugging Face preset directory "
         "(config.json or metadata.json), or an https://, kaggle:// or hf:// handle"
     )
     if not os.path.exists(name):
