@@ -30,6 +30,8 @@ _PUBLIC = {
     "export": ("tfptm.export", None),
     "recipes": ("tfptm.recipes", None),
     "pretrain": ("tfptm.pretrain", None),
+    "Distiller": ("tfptm.distill", "Distiller"),
+    "distill": ("tfptm.distill", None),
     "write_report": ("tfptm.evaluation.report", "write_report"),
 }
 
