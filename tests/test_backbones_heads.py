@@ -88,6 +88,9 @@ def test_handles_no_source_claims_get_a_specific_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(TfptmError, match=r"No backbone source recognizes .*; expected a \.keras file"):
         tfptm.backbones.get(str(tmp_path))
+    for handle in ("gs://bucket/model", "s3://bucket/model.tar.gz"):  # only https, file and plain paths
+        with pytest.raises(TfptmError, match=r"Unsupported handle scheme"):
+            tfptm.backbones.get(handle)
 
 
 IMAGE_BACKBONES = tfptm.backbones.available("keras.applications") + ["resnet_cnn", "vgg_cnn"]

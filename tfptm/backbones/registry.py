@@ -82,6 +82,9 @@ def _unrecognized(name):
         "or .tar.gz, a KerasHub or Hugging Face preset directory "
         "(config.json or metadata.json), or an https://, kaggle:// or hf:// handle"
     )
+    scheme = name.split("://", 1)[0] if "://" in name else None
+    if scheme is not None and scheme not in ("https", "file", "kaggle", "hf"):
+        raise TfptmError(f"Unsupported handle scheme {scheme + '://'!r} in {name!r}; expected {expected}")
     if not os.path.exists(name):
         raise TfptmError(f"Backbone path {name!r} does not exist; expected {expected}")
     raise TfptmError(f"No backbone source recognizes {name!r}; expected {expected}")
