@@ -159,6 +159,10 @@ CASES = [
     Case("empty_features", arrays(np.zeros((0, 3))), "error", "features are empty"),
     # backbones and TFDS
     Case("image_too_small_for_backbone", backbone_too_small, "error", "(5, 5, 3) are too small for the backbone"),
+    Case("tokenizer_from_another_checkpoint", lambda p: lambda strict: tfptm.data.check_tokenizer(
+        tfptm.data.text.tokenizer_layer(["", "[UNK]"] + [f"w{i}" for i in range(40)], 8),
+        tfptm.backbones.get("lstm_encoder", vocabulary_size=30, embedding_dim=4, units=4)), "error",
+         "The tokenizer has 42 tokens but backbone", "embeds only 30"),
     Case("tfds_not_prepared", lambda p: lambda strict: tfptm.data.tfds_dataset("mnist", p), "error",
          "is not prepared in data_dir", "tfds build mnist"),
 ]

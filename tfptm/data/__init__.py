@@ -14,7 +14,7 @@ from tfptm.data.images import check_input_shape, image_folder
 from tfptm.data.loaded import Loaded, Skip
 from tfptm.data.pipeline import finish, from_arrays
 from tfptm.data.reviews import load_reviews
-from tfptm.data.sequences import text_batches, text_dataset
+from tfptm.data.sequences import check_tokenizer, text_batches, text_dataset
 from tfptm.data.tables import TextTable, read_text_table
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "augment",
     "check_arrays",
     "check_input_shape",
+    "check_tokenizer",
     "corpus",
     "finish",
     "from_arrays",

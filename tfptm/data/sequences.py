@@ -8,6 +8,7 @@ ids (the local RNN encoders) or as KerasHub's dict (`token_ids`,
 makes the result the same as with padding to `max_length`.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -151,6 +152,42 @@ def token_ids_function(tokenizer, max_length):
         return tf.concat(parts, axis=0)
 
     return tokenize, pad_id
+
+
+def check_tokenizer(tokenizer, backbone):
+    """Raises a `TfptmError` if `tokenizer` makes token ids that `backbone`'s token embedding cannot take.
+
+    A tokenizer from another checkpoint (or a vocabulary learnt again) would
+    otherwise train on ids that mean other words, or fail deep inside the
+    embedding lookup. Returns the tokenizer's vocabulary size.
+
+    Example:
+    >>> import tfptm
+    >>> from tfptm.data.text import tokenizer_layer
+    >>> backbone = tfptm.backbones.get("lstm_encoder", vocabulary_size=4, embedding_dim=2, units=2)
+    >>> check_tokenizer(tokenizer_layer(["", "[UNK]", "a", "b"], 4), backbone)
+    4
+    """
+    inner = getattr(tokenizer, "tokenizer", None)
+    tokenizer = inner if inner is not None and hasattr(inner, "vocabulary_size") else tokenizer
+    if isinstance(tokenizer, TextTokenizer):
+        size = len(tokenizer.vocabulary)
+    elif callable(getattr(tokenizer, "vocabulary_size", None)):
+        size = int(tokenizer.vocabulary_size())
+    else:
+        raise TfptmError(f"check_tokenizer: {type(tokenizer).__name__} is not a tokenizer; expected a "
+                         "tokenizer_layer, a KerasHub tokenizer or a KerasHub preprocessor")
+    embeddings = [layer for layer in backbone._flatten_layers() if isinstance(layer, keras.layers.Embedding)]
+    if not embeddings:
+        raise TfptmError(f"check_tokenizer: backbone {backbone.name!r} has no token embedding; expected a text backbone")
+    named = [layer for layer in embeddings if layer.name == "token_embedding"]
+    capacity = (named or embeddings)[0].input_dim
+    if size > capacity:
+        raise TfptmError(
+            f"The tokenizer has {size} tokens but backbone {backbone.name!r} embeds only {capacity}: "
+            "they come from different checkpoints or vocabularies; expected the tokenizer saved with the backbone"
+        )
+    return size
 
 
 def _special(tokenizer, *names):
