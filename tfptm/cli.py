@@ -226,8 +226,11 @@ def build_parser():
     train = verb("train", "fine-tune (or train) a model as a recipe says; writes a run directory",
                  "Validates the recipe, then: load data, build backbone + head, (pre-train,) fine-tune, evaluate on the "
                  "test split, export and check parity. The run directory appears only when complete: summary.json, "
-                 "recipe.yaml (resolved; train it again to repeat the run), history.json, model.keras, report.md with "
-                 "PNG plots, export/.")
+                 "recipe.yaml (resolved; train it again to repeat the run), history.json, history.csv, TensorBoard "
+                 "logs/, best.keras, model.keras, report.md with PNG plots, export/. While training, backups go to "
+                 "the hidden directory .DIR.backup/ beside --out DIR: if the process is killed, the same command "
+                 "again resumes from the last backup and ends with the configured epochs. It is deleted when the run "
+                 "completes; delete it yourself to start afresh.")
     recipe_args(train)
     train.set_defaults(handler=_train)
 

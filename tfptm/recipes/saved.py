@@ -17,11 +17,13 @@ import numpy as np
 
 import tfptm
 import tfptm.backbones  # noqa: F401  (registers the custom layers saved models may hold)
+import tfptm.training  # noqa: F401  (registers the optimizers and schedules compiled models hold)
 from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.report import write_report
 from tfptm.files import staged_directory, write_text_atomic
 from tfptm.progress import Progress
-from tfptm.recipes.run import MODEL_FILE, check_input_shape, evaluate, export, load_data
+from tfptm.recipes.run import MODEL_FILE, backbone_and_tokenizer, check_input_shape, evaluate, export, load_recipe_data, \
+    sample_shape, uses_preset_tokenizer
 from tfptm.recipes.summary import write_summary
 from tfptm.recipes.validate import RECIPE_FILE, dump_recipe, load_recipe
 
@@ -43,6 +45,15 @@ def recipe_of_run(run_dir, sets=()):
     return load_recipe(Path(run_dir) / RECIPE_FILE, sets)
 
 
+def data_for_model(recipe, model):
+    """The recipe's data (same seed, same split) in the form `model` takes; text is tokenized as in training
+    (the preset's tokenizer, loaded again, or the same vocabulary learnt again from the same training split)."""
+    tokenizer = backbone_and_tokenizer(recipe)[1] if uses_preset_tokenizer(recipe) else None
+    data = load_recipe_data(recipe, model, tokenizer)
+    check_input_shape(model, sample_shape(data))
+    return data
+
+
 def evaluate_saved(model_path, recipe, run_dir=None, progress=None):
     """Evaluates a saved model on the test split of `recipe`'s data section (same seed, same split).
 
@@ -52,9 +63,8 @@ def evaluate_saved(model_path, recipe, run_dir=None, progress=None):
     progress(f"loading {model_path}")
     model = load_model(model_path)
     progress(f"loading data ({recipe.data.source})")
-    data = load_data(recipe.data, recipe.seed)
-    check_input_shape(model, data.x_test.shape[1:])
-    progress(f"evaluating on {len(data.x_test)} test examples")
+    data = data_for_model(recipe, model)
+    progress(f"evaluating on {data.num_test} test examples")
     metrics = {"model": evaluate(model, data)}
     if run_dir is None:
         return {"metrics": metrics, "artifacts": {"model": str(Path(model_path).resolve())}, "parity": {}}
@@ -75,8 +85,7 @@ def export_run(run_dir, sets=(), export_dir=None, progress=None):
     if not (recipe.export.saved_model or recipe.export.tflite):
         raise TfptmError("export: the recipe exports nothing; expected e.g. --set export.saved_model=true or export.tflite=[dynamic]")
     model = load_model(run_dir)
-    data = load_data(recipe.data, recipe.seed)
-    check_input_shape(model, data.x_test.shape[1:])
+    data = data_for_model(recipe, model)
     base = Path(export_dir or recipe.export.dir or f"{str(run_dir).rstrip('/')}-export")
     progress(f"exporting to {base}")
     artifacts, parity, sizes = export(recipe, model, data, base)

@@ -19,6 +19,9 @@ REQUIRED = object()  # default of a field the recipe must give
 
 DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl")
 TEXT_SOURCES = ("csv", "jsonl", "tfds")
+TEXT_FILE_SOURCES = ("csv", "jsonl")
+IMAGE_SOURCES = ("image_folder", "tfds")
+ARRAY_SOURCES = ("digits", "arrays")
 PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directory of class folders",
                 "csv": "a CSV file", "jsonl": "a JSONL file"}
 TASKS = ("multiclass", "binary", "multilabel", "regression")
@@ -29,6 +32,7 @@ SCHEDULES = ("constant", "cosine", "linear")
 # The same names as tfptm.training.distribute.STRATEGIES (kept here so validation needs no TensorFlow).
 DISTRIBUTE = ("auto", "default", "mirrored", "multi_worker", "tpu")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16", "float32")
 PRETRAIN_OBJECTIVES = ("supervised", "mlm", "causal_lm")
 REPRESENTATIVE = ("train", "test")
 
@@ -52,7 +56,7 @@ class Data:
     """Where the examples come from and how they are split and batched."""
 
     source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, jsonl")
-    path: str | None = field(None, c.optional(c.text), "file or directory for arrays, image_folder, csv, jsonl")
+    path: str | None = field(None, c.optional(c.text), "file or directory for arrays, image_folder, csv, jsonl; tfds: the prepared data_dir")
     test_path: str | None = field(None, c.optional(c.text), "a separate test file/directory (else test_fraction is split off)")
     name: str | None = field(None, c.optional(c.text), "TFDS data set name (source tfds)")
     split: str = field("train", c.text, "TFDS training split")
@@ -65,7 +69,9 @@ class Data:
     image_size: tuple | None = field(None, c.optional(c.list_of(c.positive_int, length=2)), "[height, width] for images")
     text_column: str = field("text", c.text, "text field (csv, jsonl, tfds)")
     label_column: str = field("label", c.text, "label field (csv, jsonl, tfds)")
-    max_length: int | None = field(None, c.optional(c.positive_int), "tokens per text example")
+    max_length: int | None = field(None, c.optional(c.positive_int), "most tokens per text example (default 128); batches pad to their longest")
+    augment: bool = field(False, c.boolean, "image_folder, tfds: random flips, rotations and zooms of training images")
+    strict: bool = field(False, c.boolean, "make every skipped input (an unreadable image, an empty text) an error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +91,7 @@ class Head:
     pooling: str = field("avg", c.choice(*POOLINGS), "how features become one vector")
     dropout: float = field(0.0, c.rate, "dropout before the output layer")
     hidden_units: int | None = field(None, c.optional(c.positive_int), "width of an optional hidden layer")
+    label_smoothing: float = field(0.0, c.rate, "share of each target spread over the other classes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,14 +99,18 @@ class Finetune:
     """Which weights train, for how long, at what rate."""
 
     strategy: str = field("two_stage", c.choice(*STRATEGIES), "feature_extraction, full, partial, two_stage, gradual, lora")
-    epochs: int = field(10, c.positive_int, "epochs of the (last) fine-tuning stage")
+    epochs: int = field(10, c.positive_int, "epochs of the (last) fine-tuning stage (gradual: once every block trains)")
     learning_rate: float = field(1e-4, c.positive_number, "learning rate of the (last) stage")
-    head_epochs: int | None = field(5, c.optional(c.positive_int), "two_stage: epochs training the head alone")
+    head_epochs: int | None = field(5, c.optional(c.positive_int), "two_stage, gradual: epochs training the head alone")
     head_learning_rate: float = field(1e-3, c.positive_number, "two_stage: learning rate of the head stage")
     top_blocks: int | None = field(None, c.optional(c.positive_int), "partial: backbone blocks that train, from the top")
     freeze_batchnorm: bool = field(True, c.boolean, "keep BatchNorm frozen (inference mode) while fine-tuning")
     unfreeze_every: int = field(1, c.positive_int, "gradual: epochs between unfreezing one more block")
     lora_rank: int = field(8, c.positive_int, "lora: rank of the low-rank updates")
+    monitor: str | None = field(None, c.optional(c.text), "metric for early stopping and best.keras (default val_loss with validation data, else loss)")
+    patience: int | None = field(None, c.optional(c.positive_int), "stop after this many epochs without improvement (null: never)")
+    backup_every_steps: int = field(100, c.positive_int, "steps between backups (also at every epoch end); a killed run resumes from the last")
+    mixed_precision: str = field("auto", c.choice(*PRECISIONS), "dtype policy: auto (mixed on GPUs, float32 on CPUs) or a Keras policy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +121,8 @@ class Optimizer:
     weight_decay: float = field(0.0, c.non_negative_number, "decoupled weight decay (adamw) or L2-style decay")
     momentum: float = field(0.9, c.rate, "sgd momentum")
     clipnorm: float | None = field(None, c.optional(c.positive_number), "clip each gradient to this norm")
-    schedule: str = field("constant", c.choice(*SCHEDULES), "learning-rate schedule within a stage")
-    warmup_fraction: float = field(0.0, c.rate, "share of a stage's steps spent warming up")
+    schedule: str = field("constant", c.choice(*SCHEDULES), "learning-rate decay over finetune.epochs, restarted each stage")
+    warmup_fraction: float = field(0.0, c.rate, "share of the schedule's steps spent warming up")
     layerwise_decay: float | None = field(None, c.optional(c.decay), "layer-wise LR decay from the top block down")
 
 

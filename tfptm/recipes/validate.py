@@ -194,6 +194,9 @@ def _cross_checks(recipe, source):
         fail("finetune.top_blocks", "strategy 'partial' needs top_blocks, the number of backbone blocks that train; got null")
     if tune.strategy == "two_stage" and tune.head_epochs is None:
         fail("finetune.head_epochs", "strategy 'two_stage' needs head_epochs, the epochs training the head alone; got null")
+    if tune.monitor and tune.monitor.startswith("val_") and not recipe.data.validation_fraction:
+        fail("finetune.monitor", f"{tune.monitor!r} needs validation data; expected data.validation_fraction > 0 "
+             "(or a training metric such as 'loss')")
     if "int8" in export.tflite and export.representative_data is None:
         fail("export.representative_data", "int8 TFLite needs a representative data source ('train' or 'test'); got null")
     if export.int8_io and "int8" not in export.tflite:
@@ -219,6 +222,13 @@ def _check_data(data, where, fail):
         fail(f"{where}.classes", f"the digits have classes 0-9, got {list(data.classes)}")
     if data.classes is not None and len(data.classes) < 2:
         fail(f"{where}.classes", f"expected at least 2 classes, got {list(data.classes)}")
+    for key in ("shots", "classes"):
+        if getattr(data, key) is not None and data.source not in s.ARRAY_SOURCES:
+            fail(f"{where}.{key}", f"{key} needs an in-memory source ({', '.join(s.ARRAY_SOURCES)}), got source {data.source!r}")
+    if data.source == "image_folder" and data.image_size is None:
+        fail(f"{where}.image_size", "source 'image_folder' needs image_size, the [height, width] images are resized to; got null")
+    if data.augment and data.source not in s.IMAGE_SOURCES:
+        fail(f"{where}.augment", f"augment works on images ({', '.join(s.IMAGE_SOURCES)}), got source {data.source!r}")
     if data.test_fraction + data.validation_fraction >= 1:
         fail(f"{where}.validation_fraction", "test_fraction + validation_fraction must leave examples to train on")
 

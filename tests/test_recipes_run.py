@@ -1,0 +1,213 @@
+"""The recipe runner on every data source and training option, in-process (one TensorFlow import for all)."""
+
+import csv
+import hashlib
+import json
+import os
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfptm
+from conftest import assert_no_partial
+from tfptm.errors import TfptmError
+from tfptm.recipes import bundled_path, load_recipe, parse_recipe, run_recipe
+from tfptm.recipes.run import check_supported, prepare
+from tfptm.recipes.training import callbacks, train, work_dir_for
+
+QUIET = dict(progress=lambda message: None)
+
+
+def write_reviews(path, count=60, empty_rows=1):
+    texts, labels = tfptm.data.load_reviews("train", count=count, seed=0)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        if str(path).endswith(".jsonl"):
+            for text, label in zip(texts, labels):
+                f.write(json.dumps({"text": str(text), "label": ["neg", "pos"][label]}) + "\n")
+            return
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows([text, ["neg", "pos"][label]] for text, label in zip(texts, labels))
+        writer.writerows(["", "pos"] for _ in range(empty_rows))
+
+
+def assert_clean(parent, name="run"):
+    assert_no_partial(parent)
+    assert not work_dir_for(parent / name).exists()
+
+
+def test_text_minilm_recipe_on_a_csv(tmp_path, minilm_dir):
+    write_reviews(tmp_path / "reviews.csv")
+    recipe = load_recipe(bundled_path("text_minilm"), sets=[
+        f"backbone.name={minilm_dir}", f"data.path={tmp_path / 'reviews.csv'}", "finetune.epochs=1",
+        "data.max_length=32", "data.batch_size=16", "export.saved_model=false"])
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    data = summary["data"]
+    assert data["num_skipped"] == 1 and data["skipped_by_reason"] == {"empty text": 1}
+    assert data["skipped"][0]["where"] == f"{tmp_path / 'reviews.csv'}:62"
+    assert (data["num_train"], data["num_validation"], data["num_test"]) == (43, 5, 12)
+    assert summary["metrics"]["model"]["num_examples"] == 12 and list(summary["metrics"]["model"]["per_class"]) == ["neg", "pos"]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["stage"] == ["full"] and set(history) >= {"loss", "val_loss", "val_accuracy"}
+    for name in ("history.csv", "best.keras", "logs", "model.keras"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert_clean(tmp_path)
+
+
+def hub_archive(directory):
+    """A TF Hub style module (a SavedModel in a .tar.gz) of a small RGB CNN, and its sha256."""
+    backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 3), filters=(8, 16), input_scale=1 / 255)
+    backbone.export(str(directory / "module"), verbose=False)
+    archive = directory / "module.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(directory / "module", arcname=".")
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def image_folder(root, per_class=20):
+    """Digits 0-2 as 8x8 RGB PNGs, one folder per class, plus one corrupt file."""
+    images, labels = tfptm.data.load_digits()
+    for label in range(3):
+        os.makedirs(root / f"digit{label}")
+        for i, image in enumerate(images[labels == label][:per_class]):
+            rgb = np.repeat((image * 15).astype("uint8"), 3, axis=-1)
+            (root / f"digit{label}" / f"{i}.png").write_bytes(tf.io.encode_png(rgb).numpy())
+    (root / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n-truncated")
+    return root
+
+
+def test_tfhub_recipe_on_an_image_folder(tmp_path):
+    archive, sha256 = hub_archive(tmp_path)
+    photos = image_folder(tmp_path / "photos")
+    sets = [f"backbone.name={archive}", f"backbone.args={{input_shape: [8, 8, 3], sha256: {sha256}, signature: serve}}",
+            f"data.path={photos}", "data.image_size=[8, 8]", "data.batch_size=8", "finetune.head_epochs=1",
+            "finetune.epochs=1"]
+    recipe = load_recipe(bundled_path("tfhub_finetune"), sets=sets)
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    data = summary["data"]
+    # 60 good images: 30% held out (stratified), a third of that for validation; the corrupt file skipped and counted.
+    held_out = data["num_validation"] + data["num_test"]
+    assert data["num_train"] + held_out == 60 and held_out in (18, 19) and data["num_validation"] == held_out // 3
+    assert data["num_skipped"] == 1 and data["skipped"][0]["where"].endswith("broken.png")
+    metrics = summary["metrics"]["model"]
+    assert metrics["num_examples"] == data["num_test"] and list(metrics["per_class"]) == ["digit0", "digit1", "digit2"]
+    assert all(sum(row) >= 4 for row in metrics["confusion_matrix"])  # every class in the test split
+    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite"]["ok"]
+    assert summary["parity"]["tflite"]["num_examples"] == data["num_test"]
+    assert_clean(tmp_path)
+
+    strict = load_recipe(bundled_path("tfhub_finetune"), sets=sets + ["data.strict=true"])
+    with pytest.raises(TfptmError, match=r"broken\.png.*strict"):
+        run_recipe(strict, tmp_path / "strict", **QUIET)
+    assert not (tmp_path / "strict").exists()
+    assert_clean(tmp_path, "strict")
+
+
+import tensorflow_datasets as tfds  # noqa: E402
+
+
+class TinyStripes(tfds.core.GeneratorBasedBuilder):
+    """Eight 6x6 training images of two classes (dark, light) and four test images."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {"image": tfds.features.Image(shape=(6, 6, 3)), "label": tfds.features.ClassLabel(names=["dark", "light"])}
+            ),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(8), "test": self._generate_examples(4)}
+
+    def _generate_examples(self, n):
+        for i in range(n):
+            yield i, {"image": np.full((6, 6, 3), 200 * (i % 2), "uint8"), "label": i % 2}
+
+
+@pytest.mark.parametrize("data, counts", [
+    ("{test_split: test}", (8, 0, 4)),
+    ("{test_fraction: 0.25, validation_fraction: 0.25}", (4, 2, 2)),
+])
+def test_tfds_by_name_from_a_prepared_data_dir(tmp_path, data, counts):
+    TinyStripes(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    recipe = parse_recipe(
+        "backbone: {name: vgg_cnn, args: {input_shape: [6, 6, 3], filters: [4], input_scale: 0.004}}\n"
+        "finetune: {strategy: full, epochs: 1}\n"
+        f"data: {{source: tfds, name: tiny_stripes, path: {tmp_path / 'tfds'}, batch_size: 4, {data[1:-1]}}}\n")
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    got = summary["data"]
+    assert (got["num_train"], got["num_validation"], got["num_test"]) == counts
+    assert summary["metrics"]["model"]["num_examples"] == counts[2] and got["class_names"] == ["dark", "light"]
+
+
+def test_gradual_unfreezing_with_adamw_schedule_and_layerwise_decay(tmp_path):
+    recipe = parse_recipe("""
+backbone: {name: vgg_cnn, args: {input_shape: [8, 8, 1], filters: [4, 8], input_scale: 0.0625}}
+data: {classes: [0, 1], shots: 8, batch_size: 4, validation_fraction: 0.25}
+head: {pooling: flatten, label_smoothing: 0.1}
+finetune: {strategy: gradual, head_epochs: 1, unfreeze_every: 1, epochs: 2, monitor: val_accuracy, patience: 5}
+optimizer: {name: adamw, weight_decay: 0.01, schedule: linear, warmup_fraction: 0.1, layerwise_decay: 0.5, clipnorm: 1.0}
+""")
+    check_supported(recipe)  # schedules, warmup and layer-wise decay are no longer refused
+    data, model, _ = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
+    history = train(recipe, model, data, tmp_path / "work", verbose=0)
+    blocks = len(tfptm.backbones.blocks(tfptm.get_backbone(model)))  # stem, block1, block2
+    assert history["stage"] == ["head"] + [f"unfreeze_top{i}" for i in range(1, blocks + 1)] + [f"unfreeze_top{blocks}"]
+    config = model.optimizer.get_config()
+    assert config["weight_decay"] == 0.01 and config["clipnorm"] == 1.0
+    assert config["learning_rate"]["class_name"] == "WarmupDecay" and config["learning_rate"]["config"]["decay"] == "linear"
+    assert config["lr_multipliers"]["block2_1_conv/kernel"] == 0.5 and config["lr_multipliers"]["block1_1_conv/kernel"] == 0.25
+    assert model.loss.label_smoothing == 0.1
+    found = {type(c).__name__: c for c in callbacks(recipe, tmp_path / "work", validation=True)}
+    assert found["EarlyStopping"].monitor == "val_accuracy" and found["ModelCheckpoint"].monitor == "val_accuracy"
+    assert {"StopOnNaN", "CSVLogger", "BackupAndRestore"} <= set(found)
+
+
+def test_lora_on_a_local_text_backbone_with_a_learnt_vocabulary(tmp_path):
+    write_reviews(tmp_path / "reviews.jsonl")
+    recipe = parse_recipe(f"""
+data: {{source: jsonl, path: {tmp_path / 'reviews.jsonl'}, max_length: 16, batch_size: 8}}
+backbone: {{name: transformer_encoder, args: {{vocabulary_size: 120, num_layers: 1, hidden_dim: 16, intermediate_dim: 32, max_sequence_length: 16}}}}
+head: {{pooling: first}}
+finetune: {{strategy: lora, lora_rank: 2, epochs: 2, learning_rate: 1.0e-2}}
+""")
+    data, model, _ = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
+    assert isinstance(data.tokenizer, tfptm.data.text.TextTokenizer) and len(data.tokenizer.vocabulary) <= 120
+    backbone = tfptm.get_backbone(model)
+    before = {v.path: v.numpy().copy() for v in backbone.weights}
+    train(recipe, model, data, verbose=0)
+    changed = {path for path, value in before.items() if not np.array_equal(value, _value(backbone, path))}
+    assert changed and all("lora" in path for path in changed), changed
+
+
+def _value(model, path):
+    return next(v for v in model.weights if v.path == path).numpy()
+
+
+def test_mixed_precision_policy_is_restored_after_a_run(tmp_path):
+    recipe = parse_recipe("backbone: {name: vgg_cnn, args: {input_shape: [8, 8, 1], filters: [4]}}\n"
+                          "data: {classes: [0, 1], shots: 4}\nfinetune: {strategy: full, epochs: 1, mixed_precision: mixed_bfloat16}\n")
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    assert summary["metrics"]["model"]["num_examples"] > 0
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_evaluating_a_text_run_again_tokenizes_as_training_did(tmp_path):
+    write_reviews(tmp_path / "reviews.csv", count=40)
+    recipe = parse_recipe(f"""
+data: {{source: csv, path: {tmp_path / 'reviews.csv'}, max_length: 12, batch_size: 8}}
+backbone: {{name: lstm_encoder, args: {{vocabulary_size: 100, embedding_dim: 8, units: [8]}}}}
+finetune: {{strategy: full, epochs: 2, learning_rate: 1.0e-2}}
+""")
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    from tfptm.recipes.saved import evaluate_saved
+
+    again = evaluate_saved(tmp_path / "run" / "model.keras", load_recipe(tmp_path / "run" / "recipe.yaml"), **QUIET)
+    assert again["metrics"] == summary["metrics"]
