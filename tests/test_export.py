@@ -151,3 +151,42 @@ def test_export_run_exports_a_saved_run_and_checks_every_artifact(trained_classi
     os.remove(run / "representative.npy")
     with pytest.raises(TfptmError, match="int8 export needs representative data"):
         tfptm.export.export_run(run, tmp_path / "export", quantizations=["int8"])
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])  # 0.0: Keras's fused dot_product_attention path; 0.1: its Softmax layer
+def test_int8_attention_keeps_a_sane_logit_range_on_padded_inputs(tmp_path, dropout):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfptm.export.attention import attention_layers
+
+    backbone = tfptm.backbones.get(
+        "transformer_encoder", vocabulary_size=50, num_layers=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=16, dropout=dropout,
+    )
+    model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3, pooling="first"))
+    for layer in attention_layers(model):  # peaky attention, so that where it looks matters
+        for dense in (layer._query_dense, layer._key_dense):
+            dense.kernel.assign(dense.kernel * 30)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, size=(64, 16)).astype("int32")
+    ids[np.arange(16)[None] >= rng.integers(3, 8, size=(64, 1))] = 0  # mostly padding, as real short texts are
+    x = {"token_ids": ids, "padding_mask": (ids > 0).astype("int32"), "segment_ids": np.zeros_like(ids)}
+    expected = model.predict(x, verbose=0)
+    result = tfptm.export.tflite(model, tmp_path / "t.tflite", "int8", representative_data=x)
+    # Keras's -1e9 (or -2.4e38) mask fill used to set the int8 scale of the attention logits to ~4e6 (or ~1e36).
+    scales = [t["quantization"][0] for t in Interpreter(model_path=str(result.path)).get_tensor_details()]
+    assert max(scales) < 1.0, max(scales)
+    meta = tfptm.export.read_metadata(result.path)
+    assert meta["int8_attention_layers_rewritten"] == 2 and meta["float_ops"] is not None
+    assert "FULLY_CONNECTED" not in meta["float_ops"] and "BATCH_MATMUL" not in meta["float_ops"]
+    parity = tfptm.export.check_tflite(result.path, model, x)
+    assert parity["top1_agreement"] >= 0.95 and parity["max_prob_diff"] < 0.3, parity
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)  # the Keras model itself is untouched
+    assert all("_compute_attention" not in vars(layer) for layer in attention_layers(model))
+
+
+def test_int8_image_model_is_integer_throughout(trained_classifier, digit_batch, tmp_path):
+    x, _ = digit_batch
+    result = tfptm.export.tflite(trained_classifier, tmp_path / "q.tflite", "int8", representative_data=x)
+    meta = tfptm.export.read_metadata(result.path)
+    assert meta["float_ops"] == {} and meta["int8_attention_layers_rewritten"] == 0

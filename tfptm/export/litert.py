@@ -1,5 +1,6 @@
 """TFLite conversion (float32, float16, dynamic-range, int8) and a LiteRT runner."""
 
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -10,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfptm.errors import TfptmError
+from tfptm.export.attention import int8_friendly_attention
 from tfptm.export.signatures import class_names_or_default, input_specs
 from tfptm.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -38,6 +40,11 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
             the training data).
         int8_io: with `"int8"`, make the input and output tensors int8 too
             (what integer-only accelerators need); otherwise they stay float32.
+            For `"int8"`, attention layers are traced with a bounded masked
+            softmax (`tfptm.export.attention`): Keras's -1e9 mask fill would
+            otherwise set the int8 range of the attention logits. The metadata
+            then records `int8_attention_layers_rewritten` and `float_ops`
+            (see `float_ops`: which ops, if any, still compute in float).
         metadata: extra JSON-ready facts (input normalization, task) stored in
             `<name>.json` with the labels and conversion settings.
 
@@ -61,7 +68,9 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     if quantization == "int8" and representative_data is None:
         raise TfptmError("int8 quantization needs representative_data: a few hundred training inputs")
     class_names = class_names_or_default(model, class_names)
-    flatbuffer, select_tf_ops = _convert(model, quantization, representative_data, int8_io)
+    flatbuffer, select_tf_ops, rewritten = _convert(model, quantization, representative_data, int8_io)
+    if quantization == "int8":
+        metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
     labels_path = write_text_atomic(path.with_suffix(".labels.txt"), "\n".join(class_names) + "\n")
     metadata_path = write_json_atomic(
         path.with_suffix(".json"),
@@ -85,7 +94,8 @@ def _input_names(model):
 
 def _convert(model, quantization, representative_data, int8_io):
     spec = input_specs(model)
-    with tempfile.TemporaryDirectory() as saved:
+    rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
+    with tempfile.TemporaryDirectory() as saved, rewrite as rewritten:
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
@@ -95,9 +105,11 @@ def _convert(model, quantization, representative_data, int8_io):
         )
         archive.write_out(saved, verbose=False)
         try:
-            return _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=False).convert(), False
+            flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=False).convert()
+            return flatbuffer, False, rewritten
         except Exception:  # the converter reports unsupported ops as a generic ConverterError
-            return _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert(), True
+            flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert()
+            return flatbuffer, True, rewritten
 
 
 def _converter(saved_model_dir, spec, quantization, representative_data, int8_io, select_tf_ops):
@@ -125,6 +137,38 @@ def _converter(saved_model_dir, spec, quantization, representative_data, int8_io
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     return converter
+
+
+def float_ops(flatbuffer):
+    """Counts, by TFLite op name, of the ops in a converted model that compute in float32.
+
+    `{}` for a model whose every op is integer apart from its float input and
+    output conversions (QUANTIZE / DEQUANTIZE); `None` if LiteRT cannot load it
+    (a model with Select TF ops). `tflite(..., "int8")` stores this in its
+    metadata as `float_ops`, so a user can see what a "full integer" model
+    still does in float.
+
+    Example:
+    >>> import tempfile, os, numpy as np, tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
+    >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))
+    >>> x = np.random.default_rng(0).random((16, 8, 8, 1), dtype="float32")
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.tflite")
+    >>> float_ops(open(tfptm.export.tflite(model, path, "int8", x).path, "rb").read())
+    {}
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=flatbuffer)
+    except (ValueError, RuntimeError):
+        return None
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    counts = {}
+    for op in interpreter._get_ops_details():  # the one LiteRT call that lists ops; no public equivalent
+        if op["op_name"] != "DEQUANTIZE" and any(dtypes.get(i) == np.float32 for i in op["outputs"]):
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def read_metadata(path):
