@@ -151,3 +151,25 @@ def test_extract_features_pools_and_fits_logistic_regression(digits):
     assert tfptm.evaluation.extract_features(sequences, _ids(vocabulary_size=20), pooling="first").shape == (2, 3)
     with pytest.raises(tfptm.TfptmError, match="unknown pooling"):
         tfptm.evaluation.extract_features(backbone, images[:4], pooling="mean")
+
+
+def test_avg_pooling_ignores_padding_so_batch_padding_does_not_change_predictions(tmp_path):
+    """KerasHub encoders pass no Keras mask on; build_model feeds the padding mask to the head's average."""
+    import keras
+
+    backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=40, num_layers=1, num_heads=2,
+                                   hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+    model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3, pooling="avg"))
+
+    def padded(length):
+        ids = np.zeros((1, length), "int32")
+        ids[0, :5] = [2, 7, 9, 11, 3]
+        return {"token_ids": ids, "padding_mask": (ids != 0).astype("int32"), "segment_ids": np.zeros_like(ids)}
+
+    short, long = model.predict(padded(6), verbose=0), model.predict(padded(16), verbose=0)
+    np.testing.assert_allclose(short, long, atol=1e-6)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path).predict(padded(16), verbose=0), long, atol=1e-6)
+    features = tfptm.evaluation.extract_features(model, padded(6), pooling="avg")
+    np.testing.assert_allclose(features, tfptm.evaluation.extract_features(model, padded(16), pooling="avg"), atol=1e-6)

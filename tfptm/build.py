@@ -27,7 +27,9 @@ def build_model(backbone, head, optimizer="adam", learning_rate=1e-3, name="mode
     inputs = keras.tree.map_structure(
         lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), backbone.input
     )
-    model = keras.Model(inputs, head(backbone(inputs)), name=name)
+    # KerasHub text backbones take a padding mask but do not pass a Keras mask on to their outputs.
+    padding_mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+    model = keras.Model(inputs, head(backbone(inputs), padding_mask=padding_mask), name=name)
     model.compile(
         optimizer=keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}}),
         loss=head.loss(),

@@ -76,8 +76,9 @@ class Head:
     def output_name(self):
         return "predictions" if self.task == "regression" else "probabilities"
 
-    def __call__(self, features):
-        x = pool(features, self.pooling)
+    def __call__(self, features, padding_mask=None):
+        """Applies the head; `padding_mask` (batch, steps), if given, keeps padding out of `"avg"` pooling."""
+        x = pool(features, self.pooling, padding_mask=padding_mask)
         if self.hidden_units:
             if self.dropout:
                 x = keras.layers.Dropout(self.dropout, name="head_hidden_dropout")(x)
@@ -142,11 +143,14 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-def pool(features, pooling, prefix="head"):
+def pool(features, pooling, prefix="head", padding_mask=None):
     """Pools rank-3 or rank-4 features into one vector per example; rank-2 passes through.
 
     `prefix` names the created layers and opens error messages, so the head
-    and feature extraction share this one implementation.
+    and feature extraction share this one implementation. With a
+    `padding_mask` (batch, steps; nonzero on real tokens), `"avg"` pooling of
+    sequences averages the real tokens only, so a text's features do not
+    depend on how far its batch was padded.
     """
     rank = len(features.shape)
     if rank == 2:
@@ -165,4 +169,7 @@ def pool(features, pooling, prefix="head"):
     }
     if (rank, pooling) not in layers:
         raise TfptmError(f"{prefix}: cannot pool features of shape {features.shape}; expected rank 2, 3 or 4")
-    return layers[(rank, pooling)](name=f"{prefix}_{pooling}_pool")(features)
+    layer = layers[(rank, pooling)](name=f"{prefix}_{pooling}_pool")
+    if rank == 3 and pooling == "avg" and padding_mask is not None:
+        return layer(features, mask=padding_mask)
+    return layer(features)

@@ -56,7 +56,8 @@ def extract_features(backbone_or_model, data, pooling="avg", batch_size=256):
     outputs = backbone.output
     if isinstance(outputs, (list, tuple, dict)):
         raise TfptmError("extract_features: the backbone has several outputs; pick one (e.g. presets output=...)")
-    pooled = keras.Model(backbone.input, _pool(outputs, pooling), name="features")
+    mask = backbone.input.get("padding_mask") if isinstance(backbone.input, dict) else None
+    pooled = keras.Model(backbone.input, _pool(outputs, pooling, mask), name="features")
     kwargs = {} if _is_dataset(data) else {"batch_size": batch_size}
     return np.asarray(pooled.predict(data, verbose=0, **kwargs))
 
@@ -67,7 +68,7 @@ def _is_dataset(data):
     return isinstance(data, tf.data.Dataset)
 
 
-def _pool(features, pooling):
+def _pool(features, pooling, padding_mask=None):
     if pooling == "none":
         return features
-    return pool(features, pooling, prefix="extract_features")
+    return pool(features, pooling, prefix="extract_features", padding_mask=padding_mask)
