@@ -74,7 +74,13 @@ BROKEN = [
     ({"data": {"test_fraction": 0.5, "validation_fraction": 0.5}},
      "data.validation_fraction: test_fraction + validation_fraction must leave examples to train on"),
     ({"pretrain": {"objective": "mlm", "data": {"source": "digits"}}},
-     "pretrain.data.source: objective 'mlm' needs a text source (csv, jsonl, tfds), got 'digits'"),
+     "pretrain.data.source: objective 'mlm' needs a text source (csv, jsonl, tfds, text), got 'digits'"),
+    ({"data": {"source": "text", "path": "corpus.txt"}},
+     "data.source: source 'text' holds unlabelled documents, for pretrain.data with objective mlm or causal_lm; "
+     "expected labelled data (csv, jsonl, ...)"),
+    ({"pretrain": {"objective": "supervised", "data": {"source": "text", "path": "corpus.txt"}}},
+     "pretrain.data.source: objective 'supervised' needs labelled data; source 'text' holds unlabelled documents "
+     "(for mlm or causal_lm)"),
     ({"data": {"source": "csv", "path": "t.csv", "shots": 5}},
      "data.shots: shots needs an in-memory source (digits, arrays), got source 'csv'"),
     ({"data": {"source": "image_folder", "path": "photos"}},
@@ -141,6 +147,7 @@ def test_set_overrides_any_field_with_yaml_scalars():
 def test_set_creates_optional_sections_and_is_applied_before_validation():
     recipe = parse_recipe("backbone: {name: vgg_cnn}", sets=["distill.teacher=t.keras"])
     assert recipe.distill.teacher == "t.keras" and recipe.distill.temperature == 2.0
+    assert load_recipe(bundled_path("mlm_then_finetune"), sets=["pretrain=null"]).pretrain is None  # dropped
     with pytest.raises(TfptmError) as error:
         parse_recipe("backbone: {name: vgg_cnn}", source="r.yaml", sets=["finetune.epochs=ten"])
     assert str(error.value) == "r.yaml: finetune.epochs (from --set): expected a positive integer, got 'ten'"
@@ -153,6 +160,7 @@ def test_set_creates_optional_sections_and_is_applied_before_validation():
         ("finetun.epochs=3", "--set finetun.epochs=3: unknown key 'finetun' in the recipe; did you mean 'finetune'?"),
         ("finetune.epochs.x=3", "--set finetune.epochs.x=3: finetune.epochs is a value, not a section"),
         ("finetune=3", "--set finetune=3: finetune is a section; set one of its keys, e.g. finetune.strategy"),
+        ("finetune=null", "--set finetune=null: finetune is a section; set one of its keys, e.g. finetune.strategy"),
         ("finetune.epochs", "--set 'finetune.epochs': expected KEY.PATH=VALUE, e.g. --set finetune.epochs=3"),
         ("finetune..epochs=1", "--set 'finetune..epochs=1': expected KEY.PATH=VALUE, e.g. --set finetune.epochs=3"),
         ("export.tflite=[a", "--set 'export.tflite=[a': the value is not valid YAML: expected ',' or ']', but got '<stream end>'"),

@@ -211,3 +211,94 @@ finetune: {{strategy: full, epochs: 2, learning_rate: 1.0e-2}}
 
     again = evaluate_saved(tmp_path / "run" / "model.keras", load_recipe(tmp_path / "run" / "recipe.yaml"), **QUIET)
     assert again["metrics"] == summary["metrics"]
+
+
+MLM_TINY = ["pretrain.epochs=1", "pretrain.data.batch_size=16", "data.max_length=16", "data.batch_size=16",
+            "backbone.args={vocabulary_size: 300, max_sequence_length: 16, num_layers: 1, hidden_dim: 16, intermediate_dim: 32}",
+            "finetune.head_epochs=1", "finetune.epochs=1", "finetune.learning_rate=1.0e-3"]
+
+
+def text_files(tmp_path):
+    write_reviews(tmp_path / "labelled.csv", count=60, empty_rows=0)
+    texts, _ = tfptm.data.load_reviews("train", count=150, seed=1)
+    (tmp_path / "corpus.txt").write_text("\n".join(map(str, texts)) + "\n", encoding="utf-8")
+    return [f"pretrain.data.path={tmp_path / 'corpus.txt'}", f"data.path={tmp_path / 'labelled.csv'}"]
+
+
+def test_mlm_then_finetune_in_one_run_tokenizes_with_the_corpus_vocabulary(tmp_path):
+    recipe = load_recipe(bundled_path("mlm_then_finetune"), sets=text_files(tmp_path) + MLM_TINY)
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    assert {"train_loss", "validation_loss"} <= set(summary["metrics"]["pretrain"])
+    assert summary["metrics"]["model"]["num_examples"] == 12 and summary["class_names"] == ["neg", "pos"]
+    # the SavedModel carries the learnt tokenizer: raw text in, labels out, with no training code
+    predictions = tfptm.export.predict(summary["artifacts"]["saved_model"], ["a great film", "dull and slow"], top_k=2)
+    assert [sorted(label for label, _ in row) for row in predictions] == [["neg", "pos"]] * 2
+    assert sorted(np.load(tmp_path / "run" / "representative.npz").files) == ["padding_mask", "segment_ids", "token_ids"]
+    # evaluating the run again tokenizes with the corpus vocabulary kept in run/pretrained
+    from tfptm.recipes.saved import evaluate_saved
+
+    again = evaluate_saved(tmp_path / "run", load_recipe(tmp_path / "run" / "recipe.yaml"), **QUIET)
+    assert again["metrics"]["model"] == summary["metrics"]["model"]
+
+
+def test_pretrain_saves_an_artifact_that_train_fine_tunes_from(tmp_path):
+    from tfptm.backbones.saved import load_artifact
+    from tfptm.recipes import run_pretrain
+
+    files = text_files(tmp_path)
+    summary = run_pretrain(load_recipe(bundled_path("mlm_then_finetune"), sets=files + MLM_TINY), tmp_path / "mlm", **QUIET)
+    artifact = tmp_path / "mlm" / "pretrained"
+    assert summary["artifacts"]["pretrained"] == str(artifact.resolve()) and "train_loss" in summary["metrics"]["pretrain"]
+    backbone, tokenizer = load_artifact(str(artifact))
+
+    recipe = load_recipe(bundled_path("mlm_then_finetune"), sets=files + MLM_TINY + [
+        "pretrain=null", f"backbone.name={artifact}", "backbone.args={}"])
+    data, model, metrics = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
+    assert metrics == {} and data.tokenizer.vocabulary == tokenizer.vocabulary  # the artifact's own tokenizer
+    fine_tuned = tfptm.get_backbone(model)
+    assert all(np.array_equal(a, b) for a, b in zip(fine_tuned.get_weights(), backbone.get_weights()))
+
+    with pytest.raises(TfptmError, match=r"backbone.args: .*vocabulary_size"):
+        prepare(load_recipe(bundled_path("mlm_then_finetune"), sets=files + MLM_TINY + [
+            "pretrain=null", f"backbone.name={artifact}"]), tf.distribute.get_strategy(), lambda message: None)
+
+
+def test_causal_lm_pretraining_saves_a_decoder_with_its_tokenizer(tmp_path):
+    from tfptm.backbones.saved import load_artifact, read_manifest
+    from tfptm.recipes import run_pretrain
+
+    sets = text_files(tmp_path)[:1] + MLM_TINY + ["pretrain.objective=causal_lm", "backbone.name=transformer_decoder"]
+    recipe = load_recipe(bundled_path("mlm_then_finetune"), sets=sets)
+    summary = run_pretrain(recipe, tmp_path / "lm", **QUIET)
+    assert summary["metrics"]["pretrain"]["validation_perplexity"] > 1
+    backbone, tokenizer = load_artifact(str(tmp_path / "lm" / "pretrained"))
+    assert read_manifest(str(tmp_path / "lm" / "pretrained"))["info"]["objective"] == "causal_lm"
+    assert tfptm.data.check_tokenizer(tokenizer, backbone) == len(tokenizer.vocabulary) <= 300
+    with pytest.raises(TfptmError, match="pre-trains a new transformer_encoder; expected backbone.name: transformer_encoder"):
+        check_supported(load_recipe(bundled_path("mlm_then_finetune"), sets=["backbone.name=lstm_encoder"]))
+
+
+def test_distill_verb_trains_the_student_from_a_teacher_and_exports_int8(tmp_path, capsys):
+    from tfptm.cli import main
+
+    images, labels = tfptm.data.load_digits()
+    x, y = tfptm.data.select_classes(images, labels, [5, 6, 7, 8, 9])
+    backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(16, 32), input_scale=1 / 16)
+    teacher = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=5, pooling="flatten"))
+    # frozen BatchNorm: 4 epochs are too few for its moving statistics to settle
+    tfptm.finetune(teacher, tfptm.data.from_arrays(x, y, seed=0), tfptm.training.full(4, 3e-3, freeze_batchnorm=True),
+                   verbose=0)
+    teacher.save(tmp_path / "teacher.keras")
+
+    status = main(["distill", "distill_tflite", "--set", f"distill.teacher={tmp_path / 'teacher.keras'}",
+                   "--set", "distill.epochs=10", "--out", str(tmp_path / "student"), "--quiet"])
+    assert status == 0, capsys.readouterr().err[-3000:]
+    run = tmp_path / "student"
+    summary = json.loads((run / "summary.json").read_text())
+    student, teacher_metrics = summary["metrics"]["model"], summary["metrics"]["teacher"]
+    assert student["parameters"] * 3 < teacher_metrics["parameters"] and teacher_metrics["accuracy"] > 0.9
+    assert student["accuracy"] > 0.7 and student["num_examples"] == teacher_metrics["num_examples"]
+    assert summary["parity"]["tflite"]["ok"] and summary["artifacts"]["tflite"].endswith("digits_student.tflite")
+    history = json.loads((run / "history.json").read_text())
+    assert history["stage"] == ["distill"] * 10 and len(history["distillation_loss"]) == 10
+    assert "## Distillation" in (run / "report.md").read_text() and "teacher" in capsys.readouterr().out

@@ -13,11 +13,11 @@ from tfptm.errors import TfptmError
 EXAMPLES = {
     "quickstart": "tfptm quickstart --out runs/quickstart --export-dir export",
     "train": "tfptm train image_transfer --set finetune.epochs=5 --out runs/digits",
-    "pretrain": "tfptm pretrain image_transfer --set pretrain.epochs=10 --out runs/digits-backbone",
+    "pretrain": "tfptm pretrain mlm_then_finetune --set pretrain.data.path=corpus.txt --out runs/mlm",
     "distill": "tfptm distill distill_tflite --set distill.teacher=runs/digits/model.keras",
     "evaluate": "tfptm evaluate runs/digits   (or: tfptm evaluate model.keras --recipe my_recipe.yaml)",
-    "export": "tfptm export runs/digits --set export.tflite=[float16] --out export",
-    "predict": "tfptm predict runs/digits/export/digits.tflite images.npy",
+    "export": "tfptm export runs/digits --out export --quantize dynamic,int8 --models-config",
+    "predict": "tfptm predict export/digits seven.png three.png --top-k 2   (or export/digits.dynamic.tflite)",
     "recipes": "tfptm recipes   |   tfptm recipes show image_transfer   |   tfptm recipes check my_recipe.yaml",
     "bench": "tfptm bench   |   tfptm bench NAME --quick",
 }
@@ -72,7 +72,7 @@ def _print_run(summary):
     from tfptm.recipes.summary import format_summary, parity_ok
 
     print(format_summary(summary))
-    if summary.get("run_dir"):
+    if summary.get("run_dir") and os.path.isfile(os.path.join(summary["run_dir"], "report.md")):
         print(f"report: {summary['run_dir']}/report.md")
     if not parity_ok(summary):
         print("tfptm: error: an exported artifact does not match the Keras model (see summary.json)", file=sys.stderr)
@@ -127,19 +127,31 @@ def _evaluate(args):
 
 def _export(args):
     _quiet_tensorflow()
-    from tfptm.recipes.saved import export_run
+    from tfptm.export import export_run, write_models_config
 
-    return _print_run(export_run(args.run_dir, args.set, args.out, _progress(args)))
+    summary = export_run(
+        args.source, args.out, model_name=args.name, formats=args.formats, quantizations=args.quantize,
+        class_names=args.labels, representative_data=args.representative, image_scale=args.image_scale,
+        version=args.version, int8_io=args.int8_io,
+    )
+    if args.models_config:
+        summary["artifacts"]["models_config"] = str(write_models_config(args.out))
+    return _print_run(summary)
 
 
 def _predict(args):
     import json
 
+    inputs = [line for line in sys.stdin.read().splitlines() if line.strip()] if args.inputs == ["-"] else args.inputs
     _quiet_tensorflow()
-    from tfptm.recipes.saved import predict_file
+    from tfptm.export import format_predictions, predict
 
-    for row in predict_file(args.model, args.inputs):
-        print(json.dumps(row))
+    predictions = predict(args.artifact, inputs, top_k=args.top_k)
+    if args.json:
+        for text, pairs in zip(inputs, predictions):
+            print(json.dumps({"input": text, "predictions": [{"label": label, "score": score} for label, score in pairs]}))
+    else:
+        print(format_predictions(inputs, predictions))
     return 0
 
 
@@ -183,6 +195,13 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _names(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return names
 
 
 def build_parser():
@@ -235,14 +254,19 @@ def build_parser():
     train.set_defaults(handler=_train)
 
     pretrain = verb("pretrain", "pre-train a backbone as a recipe's pretrain section says",
-                    "Runs only the recipe's pretrain section and saves pretrained_backbone.keras in the run directory; "
-                    "use it as backbone.name in a later recipe.")
+                    "Runs only the recipe's pretrain section (supervised, mlm or causal_lm) and saves the backbone, with "
+                    "the tokenizer it learnt for text objectives, as the artifact directory DIR/pretrained. Fine-tune "
+                    "from it with backbone.name: DIR/pretrained (and no backbone.args or pretrain section), e.g. "
+                    "tfptm train mlm_then_finetune --set pretrain=null --set backbone.name=DIR/pretrained "
+                    "--set backbone.args={}")
     recipe_args(pretrain)
     pretrain.set_defaults(handler=_pretrain)
 
     distill = verb("distill", "distil a teacher into the recipe's model (recipe needs a distill section)",
-                   "Like train, for recipes with a distill section: the recipe's model learns from the teacher's soft "
-                   "targets, then is evaluated and exported.")
+                   "Like train, for recipes with a distill section: the recipe's model (the student) learns from the "
+                   "teacher's soft targets and the labels for distill.epochs (the finetune section is not used), then "
+                   "student and teacher are evaluated (accuracy and parameters in summary.json and report.md) and the "
+                   "student is exported.")
     recipe_args(distill)
     distill.set_defaults(handler=_distill)
 
@@ -255,18 +279,39 @@ def build_parser():
     evaluate.add_argument("--out", metavar="DIR", help="write summary.json and report.md to this new directory")
     evaluate.set_defaults(handler=_evaluate)
 
-    export = verb("export", "export a finished run's model (SavedModel, TFLite) and check parity",
-                  "Exports the run's model.keras as its recipe.yaml's export section says (change it with --set) and "
-                  "checks each artifact against the Keras model on the test split.")
-    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by tfptm train")
-    _set_arg(export)
-    export.add_argument("--out", metavar="DIR", help="export base directory (default: export.dir, else RUN_DIR-export)")
+    export = verb("export", "export a saved model or run (SavedModel for TF Serving, TFLite) and check parity",
+                  "Exports a .keras model, or a run directory's model.keras, as a SavedModel version "
+                  "(OUT/NAME/VERSION/, TF Serving's layout) and one OUT/NAME.QUANTIZATION.tflite per quantization, "
+                  "checks each against the Keras model on the run's representative.npy, and writes "
+                  "OUT/NAME.export.json. Class names, image scale and representative inputs come from the run "
+                  "(summary.json, representative.npy) unless given. Exit status 1 if a parity check fails.")
+    export.add_argument("source", metavar="SOURCE", help="a run directory (tfptm train or quickstart) or a .keras model")
+    export.add_argument("--out", metavar="DIR", default="export", help="export base directory (default: export)")
+    export.add_argument("--name", metavar="NAME", help="model name (default: the run's, else the file's stem)")
+    export.add_argument("--formats", type=_names, default=["saved_model", "tflite"], metavar="F,F",
+                        help="saved_model and/or tflite (default: both)")
+    export.add_argument("--quantize", type=_names, default=["dynamic"], metavar="Q,Q",
+                        help="TFLite quantizations: float32, float16, dynamic, int8 (default: dynamic)")
+    export.add_argument("--int8-io", action="store_true", help="int8: integer input and output tensors too")
+    export.add_argument("--representative", metavar="X.npy",
+                        help="inputs for int8 calibration and parity checks (default: the run's representative.npy)")
+    export.add_argument("--labels", type=_names, metavar="A,B,C", help="class names (default: the run's)")
+    export.add_argument("--image-scale", type=float, metavar="F",
+                        help="multiplies decoded 0-255 pixels in the image_bytes signature (default: the run's, else 1)")
+    export.add_argument("--version", type=_positive_int, metavar="N", help="SavedModel version (default: next free)")
+    export.add_argument("--models-config", action="store_true", help="also write OUT/models.config for TF Serving")
     export.set_defaults(handler=_export)
 
-    predict = verb("predict", "predict classes with a .keras model, run directory or .tflite file",
-                   "Prints one JSON line per example: class_id, class_name, probability.")
-    predict.add_argument("model", metavar="MODEL", help="a run directory, a .keras file or a .tflite file")
-    predict.add_argument("inputs", metavar="INPUTS", help="a .npy array of inputs, or a .npz file with x")
+    predict = verb("predict", "top-k labels from an exported SavedModel or .tflite, on image files or texts",
+                   "Runs the artifact alone (no training code): image files (JPEG, PNG, GIF, BMP) through an image "
+                   "model's image_bytes signature or its .tflite, or texts through a text SavedModel's raw_text "
+                   "signature. Prints one line per input with its top-k labels and scores. INPUTS '-' reads one "
+                   "text per line from standard input.")
+    predict.add_argument("artifact", metavar="ARTIFACT",
+                         help="a SavedModel (EXPORT/NAME or EXPORT/NAME/VERSION) or a .tflite file")
+    predict.add_argument("inputs", nargs="+", metavar="INPUTS", help="image files, texts, or - for lines of stdin")
+    predict.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="labels per input (default: 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     predict.set_defaults(handler=_predict)
 
     recipes = verb("recipes", "list the bundled example recipes, show one, or check a recipe file",

@@ -19,9 +19,7 @@ _RUNNERS = {
     "run_pretrain": "tfptm.recipes.run",
     "load_data": "tfptm.recipes.run",
     "evaluate_saved": "tfptm.recipes.saved",
-    "export_run": "tfptm.recipes.saved",
     "load_model": "tfptm.recipes.saved",
-    "predict_file": "tfptm.recipes.saved",
 }
 
 __all__ = ["bundled_names", "bundled_path", "describe", "dump_recipe", "load_recipe", "parse_recipe", "validate", *_RUNNERS]

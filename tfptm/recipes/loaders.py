@@ -303,6 +303,30 @@ def learnt_tokenizer(texts, vocabulary_size, max_length):
     return tfptm.data.text.tokenizer_layer(vocabulary, max_length)
 
 
+def read_documents(data):
+    """The texts of a pre-training data section, for language-model objectives (labels, if any, unused).
+
+    Source `text` is a corpus (`tfptm.data.corpus.read_corpus`: one document
+    per line, or a folder of `.txt` files); `csv` and `jsonl` are tables read
+    with `tfptm.data.read_text_table` (so they need their label column too).
+
+    Example:
+    >>> import os, tempfile
+    >>> from tfptm.recipes.schema import Data
+    >>> path = os.path.join(tempfile.mkdtemp(), "corpus.txt")
+    >>> _ = open(path, "w").write("the cat sat\\n\\nthe dog ran\\n")
+    >>> read_documents(Data(source="text", path=path))
+    ['the cat sat', 'the dog ran']
+    """
+    if data.source == "text":
+        return tfptm.data.corpus.read_corpus(data.path).documents
+    if data.source not in ("csv", "jsonl"):
+        raise TfptmError(f"pretrain.data.source {data.source!r}: language-model pre-training reads text, csv or jsonl "
+                         "files in this runner")
+    return tfptm.data.read_text_table(data.path, text_column=data.text_column, label_column=data.label_column,
+                                      strict=data.strict).texts
+
+
 #: data.source -> loader(data section, seed, tokenizer=, outputs=, vocabulary_size=) -> LoadedData.
 LOADERS = {
     "digits": lambda data, seed, **_: _load_arrays(data, seed),

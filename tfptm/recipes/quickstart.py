@@ -17,7 +17,7 @@ import tfptm
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic
 from tfptm.progress import Progress
-from tfptm.recipes.summary import write_summary
+from tfptm.recipes.summary import write_representative, write_summary
 
 SOURCE_CLASSES = [0, 1, 2, 3, 4]
 TARGET_CLASSES = [5, 6, 7, 8, 9]
@@ -54,7 +54,9 @@ def run_quickstart(run_dir=None, export_dir="export", config=QuickstartConfig(),
 
     The run directory appears only when complete and also holds `report.md`
     (with `curves.png` and `confusion_matrix.png`), `history.json`, the
-    fine-tuned `model.keras` and the `pretrained_backbone.keras`.
+    fine-tuned `model.keras`, the `pretrained_backbone.keras` and
+    `representative.npy` (the few-shot training images), so that
+    `tfptm export RUN_DIR` re-exports it with no other arguments.
     """
     progress = progress or Progress()
     run_dir = Path(run_dir or default_run_dir())
@@ -74,6 +76,8 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     x_target, y_target = tfptm.data.select_classes(images, labels, TARGET_CLASSES)
     (x_few, y_few), (x_test, y_test) = tfptm.data.sample_per_class(x_target, y_target, config.shots, seed=config.seed)
     class_names = [str(c) for c in TARGET_CLASSES]
+    # Decoded image files (PNG pixels 0-255) times this are the raw 0-16 digits the model takes.
+    image_scale = tfptm.data.DIGITS_PIXEL_MAX / 255
     progress(
         f"source task: {len(x_source)} images of digits 0-4; target task: digits 5-9, "
         f"{len(x_few)} labelled ({config.shots} per class), {len(x_test)} held out for testing"
@@ -117,13 +121,16 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     }
 
     progress(f"exporting the fine-tuned model to {export_dir}")
-    saved_model_path = tfptm.export.saved_model(finetuned, export_dir, config.model_name, class_names=class_names)
+    saved_model_path = tfptm.export.saved_model(
+        finetuned, export_dir, config.model_name, class_names=class_names, image_scale=image_scale
+    )
     lite = tfptm.export.tflite(
         finetuned,
         export_dir / f"{config.model_name}.tflite",
         quantization="dynamic",
         class_names=class_names,
-        metadata={"task": "multiclass", "input_normalization": "raw pixels 0-16, rescaled inside the model"},
+        metadata={"task": "multiclass", "input_normalization": "raw pixels 0-16, rescaled inside the model",
+                  "image_scale": image_scale},
     )
 
     progress("checking the exported artifacts against the Keras model")
@@ -132,6 +139,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         "tflite": tfptm.export.check_tflite(lite.path, finetuned, x_test, y_test),
     }
     finetuned.save(staging / "model.keras")
+    write_representative(staging, x_few)
     history = {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in finetuned_history.items()}
     write_json_atomic(staging / "history.json", history)
     artifacts = {
@@ -154,6 +162,9 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         },
         history=history,
         config=dataclasses.asdict(config),
+        class_names=class_names,
+        image_scale=image_scale,  # with class_names, model_name and representative.npy: what `tfptm export` reads
+        model_name=config.model_name,
     )
     write_report(
         staging, summary, history=history, model=finetuned, primary="finetuned", final_dir=run_dir,

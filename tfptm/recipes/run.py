@@ -1,12 +1,14 @@
 """Runs a validated recipe: one function per section, each a few calls into the floors below.
 
 `run_recipe` is the pipeline `load_data -> make_backbone -> pretrain -> build
--> train -> evaluate -> export -> write_run`; each step is a public function,
+-> train (or distill) -> evaluate -> export -> write_run`; each step is a public function,
 so a Python user (or a new data source, strategy or exporter) can call or
 replace one without the rest. What a recipe may ask for but this runner cannot
 yet do is refused by `check_supported` before any work starts. Data loading
 lives in `tfptm.recipes.loaders`, training (stages, optimizer, callbacks,
-resuming after a kill) in `tfptm.recipes.training`.
+resuming after a kill) in `tfptm.recipes.training`, pre-training objectives
+and distillation in `tfptm.recipes.pretraining`, the helpers they share
+(head, input checks, test metrics) in `tfptm.recipes.models`.
 
 Example (a 1-epoch run on the bundled digits):
 >>> import tempfile, os
@@ -21,66 +23,63 @@ Example (a 1-epoch run on the bundled digits):
 import contextlib
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 
 import keras
-import numpy as np
 
 import tfptm
 from tfptm.errors import TfptmError, one_line
-from tfptm.evaluation.metrics import classification_metrics, predict_classes
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic, write_text_atomic
 from tfptm.progress import Progress
 from tfptm.recipes.loaders import LOADERS, LoadedData, load_data  # noqa: F401  (LoadedData: part of this API)
-from tfptm.recipes.summary import write_summary
+from tfptm.recipes.models import backbone_args, check_input_shape, evaluate, make_head, sample_shape
+from tfptm.recipes.pretraining import DISTILLERS, LANGUAGE_MODELS, PRETRAINED_DIR, PRETRAINERS, distillation_section, \
+    save_pretrained_artifact
+from tfptm.recipes.summary import REPRESENTATIVE_EXAMPLES, write_representative, write_summary
 from tfptm.recipes.training import STAGES, carry_files, claimed_work_dir, prepare_model, train
 from tfptm.recipes.schema import TEXT_FILE_SOURCES
 from tfptm.recipes.validate import RECIPE_FILE, dump_recipe
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
-
-#: objective -> pretrain(recipe, backbone, progress, verbose) -> (backbone, metrics) or, for text objectives
-#: whose vocabulary the fine-tuning text must share, (backbone, metrics, tokenizer).
-PRETRAINERS = {}
-DISTILLERS = {}  # "distill" -> function(recipe, student, data, progress, verbose) once tfptm.Distiller lands
-
-
 def check_supported(recipe):
     """Refuses, before any work, what the recipe validly asks for but this runner cannot do yet."""
 
     def refuse(key, value, supported):
         raise TfptmError(f"{key} {value!r} is not supported by this runner yet; supported: {', '.join(supported) or 'none'}")
 
+    language_model = recipe.pretrain and recipe.pretrain.objective in LANGUAGE_MODELS
     for key, data in (("data.source", recipe.data), ("pretrain.data.source", recipe.pretrain and recipe.pretrain.data)):
-        if data and data.source not in LOADERS:
+        if data and data.source not in LOADERS and not (language_model and key.startswith("pretrain")):
             refuse(key, data.source, LOADERS)
     if recipe.finetune.strategy not in STAGES:
         refuse("finetune.strategy", recipe.finetune.strategy, STAGES)
     if recipe.pretrain and recipe.pretrain.objective not in PRETRAINERS:
         refuse("pretrain.objective", recipe.pretrain.objective, PRETRAINERS)
+    if language_model and recipe.backbone.name != LANGUAGE_MODELS[recipe.pretrain.objective][1]:
+        builds = LANGUAGE_MODELS[recipe.pretrain.objective][1]
+        raise TfptmError(f"backbone.name {recipe.backbone.name!r}: pretrain.objective {recipe.pretrain.objective!r} "
+                         f"pre-trains a new {builds}; expected backbone.name: {builds}")
     if recipe.distill and "distill" not in DISTILLERS:
         raise TfptmError("distill: distillation is not supported by this runner yet; expected no distill section")
     if recipe.head.task not in ("multiclass", "binary"):
         refuse("head.task", recipe.head.task, ("multiclass", "binary"))
 
 
-def _args(recipe):
-    # YAML lists become the tuples builders expect.
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.backbone.args.items()}
-
-
 def make_backbone(recipe):
     """`tfptm.backbones.get(backbone.name, **backbone.args)`."""
     try:
-        return tfptm.backbones.get(recipe.backbone.name, **_args(recipe))
+        return tfptm.backbones.get(recipe.backbone.name, **backbone_args(recipe))
     except TypeError as error:  # an argument the builder does not take
         raise TfptmError(f"backbone.args: {one_line(error)}") from None
 
 
 def uses_preset_tokenizer(recipe):
-    """True when the recipe's text is tokenized by its backbone's own preset (not a learnt vocabulary).
+    """True when the recipe's text is tokenized by its backbone's own tokenizer (not a vocabulary learnt here).
+
+    That is a KerasHub/Hugging Face preset's, or the one saved in a pre-trained artifact directory.
 
     Example:
     >>> from tfptm.recipes.validate import validate
@@ -91,25 +90,40 @@ def uses_preset_tokenizer(recipe):
     return recipe.data.source in TEXT_FILE_SOURCES and recipe.backbone.name not in tfptm.backbones.available()
 
 
-def backbone_and_tokenizer(recipe):
-    """The backbone, and for text recipes on a KerasHub/Hugging Face preset its preprocessor (else `None`).
+def is_artifact(name):
+    """True when `name` is a pre-trained artifact directory (`tfptm pretrain`, `tfptm.pretrain.save_pretrained`)."""
+    from tfptm.backbones.saved import MANIFEST
 
-    The preprocessor tokenizes at `data.max_length`; tfptm's local text
-    backbones get a vocabulary learnt from the training texts instead (in `load_data`).
+    return os.path.isfile(os.path.join(name, MANIFEST))
+
+
+def backbone_and_tokenizer(recipe):
+    """The backbone, and for text recipes its own tokenizer (else `None`), checked against each other.
+
+    A KerasHub/Hugging Face preset gives its preprocessor, tokenizing at
+    `data.max_length`; a pre-trained artifact directory gives the tokenizer it
+    was pre-trained with. tfptm's local text backbones get a vocabulary learnt
+    from the training texts instead (in `load_data`).
     """
     if not uses_preset_tokenizer(recipe):
         return make_backbone(recipe), None
     from tfptm.backbones.presets import load_preset
+    from tfptm.backbones.saved import load_artifact
 
+    name = recipe.backbone.name
     try:
-        backbone, preprocessor = load_preset(recipe.backbone.name, sequence_length=recipe.data.max_length, **_args(recipe))
+        if is_artifact(name):
+            backbone, tokenizer = load_artifact(name, **backbone_args(recipe))
+        else:
+            backbone, tokenizer = load_preset(name, sequence_length=recipe.data.max_length, **backbone_args(recipe))
     except TypeError as error:
         raise TfptmError(f"backbone.args: {one_line(error)}") from None
-    if preprocessor is None:
-        raise TfptmError(f"backbone.name {recipe.backbone.name!r}: the preset has no tokenizer; expected a text "
-                         "preset (with tokenizer files) for a csv or jsonl data source")
+    if tokenizer is None:
+        raise TfptmError(f"backbone.name {name!r}: it has no tokenizer; expected a text preset (with tokenizer files) "
+                         "or an artifact pre-trained on text (mlm or causal_lm) for a csv or jsonl data source")
     backbone.name = "backbone"
-    return backbone, preprocessor
+    tfptm.data.check_tokenizer(tokenizer, backbone)
+    return backbone, tokenizer
 
 
 def load_recipe_data(recipe, backbone=None, tokenizer=None):
@@ -118,13 +132,6 @@ def load_recipe_data(recipe, backbone=None, tokenizer=None):
     return load_data(recipe.data, recipe.seed, tokenizer=tokenizer,
                      outputs=inputs if isinstance(inputs, dict) else "token_ids",
                      vocabulary_size=recipe.backbone.args.get("vocabulary_size"))
-
-
-def make_head(head, num_classes):
-    """A `tfptm.Head` from the head section; `num_classes` (from the data) fills a missing one."""
-    classes = None if head.task == "binary" else head.num_classes or num_classes
-    return tfptm.Head(head.task, num_classes=classes, pooling=head.pooling, dropout=head.dropout,
-                      hidden_units=head.hidden_units, label_smoothing=head.label_smoothing)
 
 
 def build(recipe, backbone, class_names, sample_shape=None):
@@ -136,65 +143,6 @@ def build(recipe, backbone, class_names, sample_shape=None):
     head = make_head(recipe.head, len(class_names))
     return tfptm.build_model(backbone, head, optimizer=recipe.optimizer.name, learning_rate=recipe.finetune.learning_rate,
                              name=recipe.name)
-
-
-def sample_shape(data):
-    """One example's shape in `data`'s training pipeline, or `None` (dict inputs, variable lengths).
-
-    Example:
-    >>> from tfptm.recipes.schema import Data
-    >>> sample_shape(load_data(Data(classes=(0, 1), shots=2)))
-    (8, 8, 1)
-    """
-    spec = data.train.element_spec[0]
-    if isinstance(spec, dict) or None in spec.shape[1:]:
-        return None
-    return tuple(spec.shape[1:])
-
-
-def check_input_shape(model, sample_shape):
-    """Raises a `TfptmError` when a one-input model cannot take examples of `sample_shape` (`None`: no check)."""
-    if sample_shape is None or isinstance(model.input, dict) or len(model.inputs) != 1:
-        return
-    tfptm.data.check_input_shape(model, sample_shape, where=f"{model.name}: the data's examples")
-
-
-def _plain_optimizer(recipe, model):
-    section = recipe.optimizer
-    extra = {"momentum": section.momentum} if section.name == "sgd" else {}
-    optimizer = tfptm.training.optimizer(section.name, weight_decay=section.weight_decay or None,
-                                         clipnorm=section.clipnorm, **extra)
-    tfptm.training.recompile(model, optimizer=optimizer)
-
-
-def pretrain_supervised(recipe, backbone, progress, verbose=0):
-    """Supervised pre-training: the backbone with a fresh head trains fully on `pretrain.data`.
-
-    Returns `(backbone, metrics on pretrain.data's test split)`.
-    """
-    section = recipe.pretrain
-    data = load_data(section.data, recipe.seed)
-    progress(f"pre-training the backbone on {data.num_train} examples ({section.epochs} epochs)")
-    check_input_shape(backbone, sample_shape(data))
-    model = tfptm.build_model(backbone, make_head(recipe.head, len(data.class_names)), name="pretrain")
-    _plain_optimizer(recipe, model)
-    tfptm.finetune(model, data.train, tfptm.training.full(section.epochs, section.learning_rate), verbose=verbose)
-    return tfptm.get_backbone(model), evaluate(model, data)
-
-
-PRETRAINERS["supervised"] = pretrain_supervised
-
-
-def evaluate(model, data):
-    """Test-set classification metrics of `model`: `tfptm.evaluate` on test arrays, else over the test pipeline."""
-    if data.x_test is not None:
-        return tfptm.evaluate(model, data.x_test, data.y_test, data.class_names)
-    probabilities, labels = [], []
-    for x, y in data.test:
-        probabilities.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(y.numpy())
-    return classification_metrics(np.concatenate(labels), predict_classes(np.concatenate(probabilities)),
-                                  data.class_names)
 
 
 def export(recipe, model, data, base_dir):
@@ -282,7 +230,9 @@ def prepare(recipe, strategy, progress, verbose=0):
         backbone, tokenizer = backbone_and_tokenizer(recipe)
         if recipe.pretrain:
             backbone, metrics["pretrain"], *learnt = PRETRAINERS[recipe.pretrain.objective](recipe, backbone, progress, verbose)
-            tokenizer = learnt[0] if learnt else tokenizer
+            if learnt:
+                tokenizer = learnt[0]
+                tfptm.data.check_tokenizer(tokenizer, backbone)
         if text:
             progress(f"loading data ({recipe.data.source})")
             data = load_recipe_data(recipe, backbone, tokenizer)
@@ -300,10 +250,14 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
     (with `data`: examples per split and skipped inputs), `recipe.yaml`
     (resolved: running it again repeats the run), `history.json`,
     `history.csv`, TensorBoard `logs/`, `best.keras`, `model.keras`,
-    `report.md` with its PNGs, and `export/` unless `export.dir` points
-    elsewhere. While it trains, backups go to `.NAME.backup/` beside it
-    (`tfptm.recipes.training.work_dir_for`): if the process is killed, the same
-    call again resumes from the last backup and ends with the same epochs.
+    `report.md` with its PNGs, `representative.npy` (training inputs for
+    `tfptm export`), `pretrained/` after language-model pre-training (the
+    pre-trained backbone and the tokenizer the run's text went through) and
+    `export/` unless `export.dir` points elsewhere. While it trains, backups
+    go to `.NAME.backup/` beside it (`tfptm.recipes.training.work_dir_for`):
+    if the process is killed, the same call again resumes from the last
+    backup and ends with the same epochs. A recipe with a distill section
+    trains by distillation instead (`DISTILLERS`), without backups.
     """
     check_supported(recipe)
     progress = progress or Progress()
@@ -313,17 +267,27 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
         keras.utils.set_random_seed(recipe.seed)
         strategy = tfptm.training.get_strategy(recipe.distribute.strategy)
         data, model, metrics = prepare(recipe, strategy, progress, verbose)
-        resuming = (work / "backup").exists()
-        progress(f"training: strategy {recipe.finetune.strategy}" + (f" (resuming from {work})" if resuming else ""))
-        history = train(recipe, model, data, work, verbose=verbose)
-        carry_files(work, staging)
-        progress(f"evaluating on {data.num_test} test examples")
-        metrics["model"] = evaluate(model, data)
+        artifacts = {}
+        if recipe.pretrain and recipe.pretrain.objective in LANGUAGE_MODELS:  # its vocabulary is the run's
+            artifacts["pretrained"] = save_pretrained_artifact(staging, recipe, tfptm.get_backbone(model), data.tokenizer,
+                                                               metrics["pretrain"])
+        if recipe.distill:
+            history, distilled = DISTILLERS["distill"](recipe, model, data, progress, verbose)
+            metrics.update(distilled)
+        else:
+            resuming = (work / "backup").exists()
+            progress(f"training: strategy {recipe.finetune.strategy}" + (f" (resuming from {work})" if resuming else ""))
+            history = train(recipe, model, data, work, verbose=verbose)
+            carry_files(work, staging)
+            progress(f"evaluating on {data.num_test} test examples")
+            metrics["model"] = evaluate(model, data)
         model.save(staging / MODEL_FILE)
+        write_representative(staging, data.train_arrays(REPRESENTATIVE_EXAMPLES)[0])
         export_base = Path(recipe.export.dir) if recipe.export.dir else staging / "export"
         if recipe.export.saved_model or recipe.export.tflite:
             progress(f"exporting to {recipe.export.dir or run_dir / 'export'}")
-        artifacts, parity, sizes = export(recipe, model, data, export_base)
+        exported, parity, sizes = export(recipe, model, data, export_base)
+        artifacts.update(exported)
         summary = write_run(staging, run_dir, recipe, metrics, {"model": staging / MODEL_FILE, **artifacts},
                             parity, sizes, history, model, origin, data=data.summary())
     summary["run_dir"] = str(run_dir)
@@ -337,11 +301,30 @@ def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, histo
     sizes = {**sizes, **{k: directory_size(p) for k, p in artifacts.items() if k not in sizes and Path(p).exists()}}
     write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe, origin))
     write_json_atomic(staging / HISTORY_FILE, history)
-    extra = {"data": data} if data is not None else {}
-    summary = write_summary(staging, metrics, final, parity, sizes=sizes, recipe=recipe.name, **extra)
+    extra = {"data": data, "class_names": data["class_names"]} if data is not None else {}
+    if data is not None and recipe.data.source not in TEXT_FILE_SOURCES:
+        extra["image_scale"] = image_scale(recipe.data)
+    summary = write_summary(staging, metrics, final, parity, sizes=sizes, recipe=recipe.name,
+                            model_name=recipe.export.model_name, **extra)
     write_report(staging, summary, history=history, model=model, title=f"{recipe.name}: {recipe.description}".rstrip(": "),
                  final_dir=run_dir)
+    if "teacher" in metrics:
+        report = staging / "report.md"
+        write_text_atomic(report, report.read_text(encoding="utf-8") + distillation_section(metrics))
     return summary
+
+
+def image_scale(data):
+    """What decoded 0-255 image pixels are multiplied by to look like the data section's training images.
+
+    `tfptm export` builds it into the SavedModel's `image_bytes` signature and the TFLite metadata.
+
+    Example:
+    >>> from tfptm.recipes.schema import Data
+    >>> round(image_scale(Data(source="digits")) * 255), image_scale(Data(source="image_folder"))
+    (16, 1.0)
+    """
+    return tfptm.data.DIGITS_PIXEL_MAX / 255 if data.source == "digits" else 1.0
 
 
 def _final(path, staging, run_dir):
@@ -353,7 +336,13 @@ def _final(path, staging, run_dir):
 
 
 def run_pretrain(recipe, run_dir=None, progress=None, verbose=0):
-    """Runs only the recipe's pretrain section and saves `pretrained_backbone.keras` in a staged run directory."""
+    """Runs only the recipe's pretrain section and saves the backbone as an artifact, `RUN_DIR/pretrained/`.
+
+    The artifact (`tfptm.backbones.saved.save_artifact`) holds the backbone
+    and, for `mlm` and `causal_lm`, the tokenizer it was pre-trained with: a
+    later recipe with `backbone.name: RUN_DIR/pretrained` fine-tunes from it and
+    tokenizes its text the same way.
+    """
     if recipe.pretrain is None:
         raise TfptmError("pretrain: the recipe has no pretrain section; expected e.g. pretrain: {objective: supervised, data: ...}")
     check_supported(dataclasses.replace(recipe, distill=None))
@@ -362,9 +351,10 @@ def run_pretrain(recipe, run_dir=None, progress=None, verbose=0):
     with staged_directory(run_dir, "run directory") as staging:
         keras.utils.set_random_seed(recipe.seed)
         with tfptm.training.get_strategy(recipe.distribute.strategy).scope():
-            backbone, metrics, *_ = PRETRAINERS[recipe.pretrain.objective](recipe, make_backbone(recipe), progress, verbose)
-        backbone.save(staging / "pretrained_backbone.keras")
+            backbone, metrics, *learnt = PRETRAINERS[recipe.pretrain.objective](recipe, make_backbone(recipe), progress, verbose)
+        save_pretrained_artifact(staging, recipe, backbone, learnt[0] if learnt else None, metrics)
         write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe))
-        summary = write_summary(staging, {"pretrain": metrics}, {"pretrained_backbone": run_dir / "pretrained_backbone.keras"}, {})
-    progress(f"done: {run_dir / 'pretrained_backbone.keras'}")
+        summary = write_summary(staging, {"pretrain": metrics}, {"pretrained": run_dir / PRETRAINED_DIR}, {})
+    summary["run_dir"] = str(run_dir)
+    progress(f"done: {run_dir / PRETRAINED_DIR} (fine-tune from it with backbone.name: {run_dir / PRETRAINED_DIR})")
     return summary

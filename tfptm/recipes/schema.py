@@ -17,13 +17,15 @@ from tfptm.recipes import checks as c
 
 REQUIRED = object()  # default of a field the recipe must give
 
-DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl")
-TEXT_SOURCES = ("csv", "jsonl", "tfds")
+DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl", "text")
+TEXT_SOURCES = ("csv", "jsonl", "tfds", "text")
+CORPUS_SOURCES = ("text",)  # unlabelled documents: only for language-model pre-training
 TEXT_FILE_SOURCES = ("csv", "jsonl")
 IMAGE_SOURCES = ("image_folder", "tfds")
 ARRAY_SOURCES = ("digits", "arrays")
 PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directory of class folders",
-                "csv": "a CSV file", "jsonl": "a JSONL file"}
+                "csv": "a CSV file", "jsonl": "a JSONL file",
+                "text": "a UTF-8 text file with one document per line, or a folder of .txt files"}
 TASKS = ("multiclass", "binary", "multilabel", "regression")
 POOLINGS = ("avg", "max", "flatten", "first")
 STRATEGIES = ("feature_extraction", "full", "partial", "two_stage", "gradual", "lora")
@@ -55,7 +57,7 @@ def section(cls, doc, optional=False):
 class Data:
     """Where the examples come from and how they are split and batched."""
 
-    source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, jsonl")
+    source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, jsonl, text (pre-training corpus)")
     path: str | None = field(None, c.optional(c.text), "file or directory for arrays, image_folder, csv, jsonl; tfds: the prepared data_dir")
     test_path: str | None = field(None, c.optional(c.text), "a separate test file/directory (else test_fraction is split off)")
     name: str | None = field(None, c.optional(c.text), "TFDS data set name (source tfds)")

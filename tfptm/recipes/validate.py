@@ -89,11 +89,17 @@ def apply_sets(raw, sets):
     """Applies `--set` overrides to a raw recipe dict in place; returns the dotted paths set.
 
     Paths are checked against the schema first, so a typo is an error, not a new key.
+    An optional section (`pretrain`, `distill`) can be dropped: `pretrain=null`.
+
+    Example:
+    >>> raw = {"backbone": {"name": "vgg_cnn"}, "pretrain": {"objective": "supervised"}}
+    >>> sorted(apply_sets(raw, ["pretrain=null", "finetune.epochs=2"])), raw["pretrain"]
+    (['finetune.epochs', 'pretrain'], None)
     """
     overridden = set()
     for text in sets:
         parts, value = parse_set(text)
-        _check_path(parts, text)
+        _check_path(parts, text, value)
         node = raw
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
@@ -104,8 +110,10 @@ def apply_sets(raw, sets):
     return overridden
 
 
-def _check_path(parts, text):
+def _check_path(parts, text, value=None):
     text = text if text.isprintable() else repr(text)
+    if len(parts) == 1 and value is None and _is_optional_section(parts[0]):
+        return  # `--set pretrain=null` drops an optional section
     cls = s.Recipe
     for depth, part in enumerate(parts):
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -120,6 +128,11 @@ def _check_path(parts, text):
             return
         raise TfptmError(f"--set {text}: {'.'.join(parts[: depth + 1])} is a value, not a section")
     raise TfptmError(f"--set {text}: {'.'.join(parts)} is a section; set one of its keys, e.g. {'.'.join(parts)}.{dataclasses.fields(cls)[0].name}")
+
+
+def _is_optional_section(name):
+    found = [f for f in dataclasses.fields(s.Recipe) if f.name == name]
+    return bool(found) and bool(found[0].metadata.get("optional"))
 
 
 def _did_you_mean(key, options):
@@ -183,6 +196,9 @@ def _cross_checks(recipe, source):
         raise TfptmError(f"{source}: {path}: {message}")
 
     _check_data(recipe.data, "data", fail)
+    if recipe.data.source in s.CORPUS_SOURCES:
+        fail("data.source", f"source {recipe.data.source!r} holds unlabelled documents, for pretrain.data with "
+             "objective mlm or causal_lm; expected labelled data (csv, jsonl, ...)")
     head, tune, export = recipe.head, recipe.finetune, recipe.export
     if head.task in ("multiclass", "multilabel") and head.num_classes == 1:
         fail("head.num_classes", f"task {head.task!r} needs num_classes >= 2, got 1 (use task 'binary' for one output)")
@@ -211,6 +227,9 @@ def _cross_checks(recipe, source):
                 f"objective {recipe.pretrain.objective!r} needs a text source ({', '.join(s.TEXT_SOURCES)}), "
                 f"got {recipe.pretrain.data.source!r}",
             )
+        if recipe.pretrain.objective == "supervised" and recipe.pretrain.data.source in s.CORPUS_SOURCES:
+            fail("pretrain.data.source", f"objective 'supervised' needs labelled data; source "
+                 f"{recipe.pretrain.data.source!r} holds unlabelled documents (for mlm or causal_lm)")
 
 
 def _check_data(data, where, fail):
