@@ -99,32 +99,13 @@ def test_dict_inputs_flow_through_from_arrays_split_and_evaluate():
 import tensorflow_datasets as tfds  # noqa: E402
 
 
-class TinyStripes(tfds.core.GeneratorBasedBuilder):
-    """Eight 6x6 images of two classes: light (1) and dark (0)."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            features=tfds.features.FeaturesDict(
-                {"image": tfds.features.Image(shape=(6, 6, 3)), "label": tfds.features.ClassLabel(names=["dark", "light"])}
-            ),
-            supervised_keys=("image", "label"),
-        )
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(8), "test": self._generate_examples(4)}
-
-    def _generate_examples(self, n):
-        for i in range(n):
-            yield i, {"image": np.full((6, 6, 3), 200 * (i % 2), "uint8"), "label": i % 2}
+from tiny_tfds import prepare as prepare_tiny_stripes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    TinyStripes(data_dir=data_dir).download_and_prepare()
+    prepare_tiny_stripes(data_dir)
     return data_dir
 
 

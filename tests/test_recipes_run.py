@@ -109,26 +109,7 @@ def test_tfhub_recipe_on_an_image_folder(tmp_path):
 import tensorflow_datasets as tfds  # noqa: E402
 
 
-class TinyStripes(tfds.core.GeneratorBasedBuilder):
-    """Eight 6x6 training images of two classes (dark, light) and four test images."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            features=tfds.features.FeaturesDict(
-                {"image": tfds.features.Image(shape=(6, 6, 3)), "label": tfds.features.ClassLabel(names=["dark", "light"])}
-            ),
-            supervised_keys=("image", "label"),
-        )
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(8), "test": self._generate_examples(4)}
-
-    def _generate_examples(self, n):
-        for i in range(n):
-            yield i, {"image": np.full((6, 6, 3), 200 * (i % 2), "uint8"), "label": i % 2}
+from tiny_tfds import prepare as prepare_tiny_stripes  # noqa: E402
 
 
 @pytest.mark.parametrize("data, counts", [
@@ -136,7 +117,7 @@ class TinyStripes(tfds.core.GeneratorBasedBuilder):
     ("{test_fraction: 0.25, validation_fraction: 0.25}", (4, 2, 2)),
 ])
 def test_tfds_by_name_from_a_prepared_data_dir(tmp_path, data, counts):
-    TinyStripes(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    prepare_tiny_stripes(tmp_path / "tfds")
     recipe = parse_recipe(
         "backbone: {name: vgg_cnn, args: {input_shape: [6, 6, 3], filters: [4], input_scale: 0.004}}\n"
         "finetune: {strategy: full, epochs: 1}\n"
