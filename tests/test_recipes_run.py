@@ -106,7 +106,6 @@ def test_tfhub_recipe_on_an_image_folder(tmp_path):
     assert_clean(tmp_path, "strict")
 
 
-import tensorflow_datasets as tfds  # noqa: E402
 
 
 from tiny_tfds import prepare as prepare_tiny_stripes  # noqa: E402
