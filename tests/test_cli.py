@@ -160,3 +160,26 @@ def test_unwritable_output_directory_is_one_line_and_leaves_nothing(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("tfptm: error:")]
     assert len(errors) == 1 and "Cannot write" in errors[0] and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_a_full_disk_is_one_line_and_exit_status_1(monkeypatch, capsys):
+    """OSErrors while writing (ENOSPC, EROFS) end as one line; staged outputs are removed (tests/test_files.py)."""
+    import errno
+
+    from tfptm import cli
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/model.keras")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_handler(parser(), full_disk))
+    assert cli.main(["recipes"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device (runs/x/model.keras)" in err and "Traceback" not in err
+
+
+def _with_handler(parser, handler):
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.set_defaults(handler=handler)
+    return parser

@@ -351,6 +351,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("tfptm: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # disk full, read-only or vanished paths while writing: the machine, not the input
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"tfptm: error: {error.strerror or error}{where}; nothing half-written was kept", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
