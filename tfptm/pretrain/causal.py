@@ -14,16 +14,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfptm.backbones.registry import get
 from tfptm.errors import TfptmError
 from tfptm.pretrain.common import (
     Pretrained,
     backbone_inputs,
+    corpus_batches,
     documents_of,
     feed,
     final_metrics,
-    split_documents,
-    text_setup,
+    prepare_corpus,
     token_embedding,
     train,
     windows_dataset,
@@ -140,24 +139,14 @@ def causal_lm(
     >>> result.objective, sorted(result.metrics)[-1]
     ('causal_lm', 'validation_perplexity')
     """
-    where = "causal_lm"
-    documents = documents_of(corpus, where)
-    if backbone is not None and (vocabulary is None or backbone_kwargs):
-        raise TfptmError(
-            f"{where}: with a backbone, pass the vocabulary it was built for and no backbone size arguments "
-            f"(got vocabulary={'None' if vocabulary is None else 'a list'}, size arguments {sorted(backbone_kwargs)})"
-        )
-    train_documents, validation_documents = split_documents(documents, validation_fraction, seed, where)
-    tokenizer = text_setup(train_documents, vocabulary, vocabulary_size, sequence_length, lowercase, where)
-    if backbone is None:
-        backbone = get("transformer_decoder", vocabulary_size=len(tokenizer.vocabulary),
-                       max_sequence_length=sequence_length, **backbone_kwargs)
+    train_documents, validation_documents, tokenizer, backbone = prepare_corpus(
+        corpus, backbone, vocabulary, vocabulary_size, sequence_length, validation_fraction, lowercase, seed,
+        "transformer_decoder", backbone_kwargs, "causal_lm",
+    )
     model = causal_lm_model(backbone, len(tokenizer.vocabulary), sequence_length, learning_rate)
-    train_data = next_token_batches(windows_dataset(train_documents, tokenizer, batch_size, seed), backbone)
-    validation_data = None
-    if validation_documents:
-        windows = windows_dataset(validation_documents, tokenizer, batch_size, seed, shuffle=False)
-        validation_data = next_token_batches(windows, backbone)
+    train_data, validation_data = corpus_batches(
+        train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: next_token_batches(w, backbone)
+    )
     history = train(model, train_data, epochs, learning_rate, validation_data, verbose)
     if isinstance(backbone.input, dict):
         tokenizer.outputs = sorted(backbone.input)

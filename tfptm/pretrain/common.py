@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from tfptm.backbones.registry import get
 from tfptm.backbones.saved import save_artifact
 from tfptm.data.corpus import Corpus, read_corpus, token_windows
 from tfptm.data.pipeline import finish
@@ -80,6 +81,35 @@ def text_setup(documents, vocabulary, vocabulary_size, sequence_length, lowercas
     if vocabulary is None:
         vocabulary = learn_vocabulary(documents, vocabulary_size, kind="wordpiece", lowercase=lowercase)
     return tokenizer_layer(list(vocabulary), sequence_length, kind="wordpiece", lowercase=lowercase)
+
+
+def prepare_corpus(corpus, backbone, vocabulary, vocabulary_size, sequence_length, validation_fraction, lowercase, seed,
+                   backbone_name, backbone_kwargs, where):  # fmt: skip
+    """What both language-model objectives start from: `(train_documents, validation_documents, tokenizer, backbone)`.
+
+    The tokenizer uses `vocabulary` or learns one from the training documents;
+    with `backbone=None` the backbone is `backbone_name` built for that vocabulary.
+    """
+    documents = documents_of(corpus, where)
+    if backbone is not None and (vocabulary is None or backbone_kwargs):
+        raise TfptmError(
+            f"{where}: with a backbone, pass the vocabulary it was built for and no backbone size arguments "
+            f"(got vocabulary={'None' if vocabulary is None else 'a list'}, size arguments {sorted(backbone_kwargs)})"
+        )
+    train_documents, validation_documents = split_documents(documents, validation_fraction, seed, where)
+    tokenizer = text_setup(train_documents, vocabulary, vocabulary_size, sequence_length, lowercase, where)
+    if backbone is None:
+        backbone = get(backbone_name, vocabulary_size=len(tokenizer.vocabulary), max_sequence_length=sequence_length,
+                       **backbone_kwargs)
+    return train_documents, validation_documents, tokenizer, backbone
+
+
+def corpus_batches(train_documents, validation_documents, tokenizer, batch_size, seed, to_batches):
+    """Training and validation (or `None`) data: token windows batched, then mapped by `to_batches` to model inputs."""
+    train_data = to_batches(windows_dataset(train_documents, tokenizer, batch_size, seed))
+    if not validation_documents:
+        return train_data, None
+    return train_data, to_batches(windows_dataset(validation_documents, tokenizer, batch_size, seed, shuffle=False))
 
 
 def split_documents(documents, validation_fraction, seed, where):

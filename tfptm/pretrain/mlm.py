@@ -14,19 +14,16 @@ import math
 import keras
 import tensorflow as tf
 
-from tfptm.backbones.registry import get
 from tfptm.errors import TfptmError
 from tfptm.pretrain.common import (
     Pretrained,
     backbone_inputs,
-    documents_of,
+    corpus_batches,
     feed,
     final_metrics,
-    split_documents,
-    text_setup,
+    prepare_corpus,
     token_embedding,
     train,
-    windows_dataset,
 )
 
 MASK = "[MASK]"
@@ -177,25 +174,15 @@ def masked_lm(
     >>> result.objective, result.tokenizer(tf.constant(["the cat sat"]))["token_ids"].shape
     ('masked_lm', TensorShape([1, 8]))
     """
-    where = "masked_lm"
-    documents = documents_of(corpus, where)
-    if backbone is not None and (vocabulary is None or backbone_kwargs):
-        raise TfptmError(
-            f"{where}: with a backbone, pass the vocabulary it was built for and no backbone size arguments "
-            f"(got vocabulary={'None' if vocabulary is None else 'a list'}, size arguments {sorted(backbone_kwargs)})"
-        )
-    train_documents, validation_documents = split_documents(documents, validation_fraction, seed, where)
-    tokenizer = text_setup(train_documents, vocabulary, vocabulary_size, sequence_length, lowercase, where)
+    train_documents, validation_documents, tokenizer, backbone = prepare_corpus(
+        corpus, backbone, vocabulary, vocabulary_size, sequence_length, validation_fraction, lowercase, seed,
+        "transformer_encoder", backbone_kwargs, "masked_lm",
+    )
     generator = mask_generator(tokenizer.vocabulary, sequence_length, mask_rate)
-    if backbone is None:
-        backbone = get("transformer_encoder", vocabulary_size=len(tokenizer.vocabulary),
-                       max_sequence_length=sequence_length, **backbone_kwargs)
     model = masked_lm_model(backbone, len(tokenizer.vocabulary), sequence_length, generator.mask_selection_length, learning_rate)
-    train_data = masked_batches(windows_dataset(train_documents, tokenizer, batch_size, seed), generator, backbone)
-    validation_data = None
-    if validation_documents:
-        windows = windows_dataset(validation_documents, tokenizer, batch_size, seed, shuffle=False)
-        validation_data = masked_batches(windows, generator, backbone)
+    train_data, validation_data = corpus_batches(
+        train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: masked_batches(w, generator, backbone)
+    )
     history = train(model, train_data, epochs, learning_rate, validation_data, verbose)
     tokenizer.outputs = sorted(backbone.input)
     return Pretrained("masked_lm", backbone, tokenizer, model, history, final_metrics(history))
