@@ -8,10 +8,11 @@ only ever compared with numbers taken on the same kind of machine.
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
+
+from tfptm.export.report import median_seconds  # noqa: F401  (the benchmarks time with tfptm's own timer)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,18 +53,6 @@ def _memory_gib():
     except OSError:
         pass
     return None
-
-
-def median_seconds(function, repeats, warmup=1):
-    """Median wall time of `function()` over `repeats` calls, after `warmup` untimed calls."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def save(name, settings, results):
