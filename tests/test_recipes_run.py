@@ -282,3 +282,18 @@ def test_distill_verb_trains_the_student_from_a_teacher_and_exports_int8(tmp_pat
     history = json.loads((run / "history.json").read_text())
     assert history["stage"] == ["distill"] * 10 and len(history["distillation_loss"]) == 10
     assert "## Distillation" in (run / "report.md").read_text() and "teacher" in capsys.readouterr().out
+
+
+def test_a_digits_run_exports_image_bytes_on_the_digits_scale(tmp_path):
+    """PNG bytes (0-255) sent to image_bytes give what the model gives the same image on its own 0-16 scale."""
+    recipe = load_recipe(bundled_path("image_transfer"), sets=[
+        "pretrain=null", "finetune.head_epochs=1", "finetune.epochs=1", "export.tflite=[dynamic]"])
+    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    x = tfptm.data.load_digits()[0][:8]
+    pixels = np.round(x * 255 / 16)  # what a PNG of these digits holds
+    pngs = tf.constant([tf.io.encode_png(p.astype("uint8")).numpy() for p in pixels])
+    signatures = tf.saved_model.load(summary["artifacts"]["saved_model"]).signatures
+    from_bytes = signatures["image_bytes"](image_bytes=pngs)["probabilities"].numpy()
+    from_pixels = signatures["pixels"](pixels=tf.constant(pixels * 16 / 255, tf.float32))["probabilities"].numpy()
+    np.testing.assert_allclose(from_bytes, from_pixels, atol=1e-5)
+    assert tfptm.export.read_metadata(summary["artifacts"]["tflite"])["image_scale"] == pytest.approx(16 / 255)

@@ -157,9 +157,11 @@ def export(recipe, model, data, base_dir):
     if not (section.saved_model or section.tflite):
         return artifacts, parity, {}
     x_test, y_test = data.test_arrays()
+    scale = 1.0 if recipe.data.source in TEXT_FILE_SOURCES else image_scale(recipe.data)
     if section.saved_model:
         extra = {"tokenizer": data.tokenizer} if data.tokenizer is not None else {}
-        path = tfptm.export.saved_model(model, base_dir, section.model_name, class_names=data.class_names, **extra)
+        path = tfptm.export.saved_model(model, base_dir, section.model_name, class_names=data.class_names,
+                                        image_scale=scale, **extra)
         artifacts["saved_model"] = path
         if section.parity:
             parity["saved_model"] = tfptm.export.check_saved_model(path, model, x_test)
@@ -177,7 +179,7 @@ def export(recipe, model, data, base_dir):
             representative_data=representative,
             int8_io=section.int8_io,
             class_names=data.class_names,
-            metadata={"task": recipe.head.task, "recipe": recipe.name},
+            metadata={"task": recipe.head.task, "recipe": recipe.name, "image_scale": scale},
         )
         artifacts[kind] = lite.path
         if section.parity:
