@@ -27,7 +27,7 @@ import tempfile
 import tfptm
 
 FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
-TEACHER_EPOCHS, STUDENT_EPOCHS = (6, 15) if FAST else (20, 40)  # BatchNorm needs a few hundred steps
+TEACHER_EPOCHS, STUDENT_EPOCHS = (10, 40) if FAST else (20, 40)  # BatchNorm needs a few hundred steps
 
 images, labels = tfptm.data.load_digits()
 (x_train, y_train), (x_test, y_test) = tfptm.data.train_test_split(images, labels, test_fraction=0.25, seed=0)
