@@ -149,6 +149,25 @@ def test_cached_teacher_outputs_train_the_same_without_running_the_teacher():
     np.testing.assert_array_equal(first[1]["labels"], second[1]["labels"])
 
 
+def test_cached_outputs_pair_a_teacher_and_a_student_that_read_different_inputs():
+    """Two tokenizers, say: the teacher reads `x`, the student its own inputs; the cache keeps them aligned."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(24, 4)).astype("float32"), rng.integers(0, 3, 24)
+    student_x = (x[:, ::-1] * 2.0).copy()  # another view of each example, in the same order
+    teacher = linear(bias=[1.0, 0.0, -1.0], name="teacher")
+    cached = cache_teacher_outputs(teacher, x, y, batch_size=24, shuffle=False, student_inputs={"x": student_x})
+    inputs, targets = next(iter(cached))
+    np.testing.assert_array_equal(inputs["x"], student_x)
+    np.testing.assert_allclose(targets["teacher_logits"], np_logits(teacher, x), atol=1e-5)
+    student = linear(name="student")
+    distiller = Distiller(student, teacher, alpha=0.0, temperature=1.0)
+    distiller.compile(keras.optimizers.SGD(0.5))
+    history = distiller.fit(cached, epochs=20, shuffle=False, verbose=0).history
+    assert history["distillation_loss"][-1] < 0.5 * history["distillation_loss"][0]
+    with pytest.raises(TfptmError, match="student_inputs has \\[10\\] examples and x has 24"):
+        cache_teacher_outputs(teacher, x, y, student_inputs=student_x[:10])
+
+
 def test_hint_loss_trains_the_projection(data3):
     x, y = data3
     student, teacher = cnn((4, 8)), cnn((8, 16))

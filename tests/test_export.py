@@ -114,6 +114,20 @@ def test_tflite_of_a_dict_input_text_model(tmp_path, quantization):
     assert parity["top1_agreement"] >= 0.9, parity
 
 
+@pytest.mark.parametrize("kind", ["bilstm_encoder", "gru_encoder"])
+def test_recurrent_text_models_convert_to_builtin_ops_that_litert_runs(tmp_path, kind):
+    """Without unrolling, Keras's LSTM/GRU loop needs Select TF ops, which ai-edge-litert cannot run."""
+    backbone = tfptm.backbones.get(kind, vocabulary_size=40, sequence_length=10, embedding_dim=6, units=(5,))
+    model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3, pooling="avg"))
+    ids = np.random.default_rng(1).integers(1, 40, size=(24, 10)).astype("int32")
+    ids[::2, 7:] = 0  # padding, which the layers mask
+    result = tfptm.export.tflite(model, tmp_path / f"{kind}.tflite", "float32")
+    assert not result.select_tf_ops
+    assert tfptm.export.read_metadata(result.path)["recurrent_layers_unrolled"] == (2 if kind == "bilstm_encoder" else 1)
+    assert tfptm.export.check_tflite(result.path, model, ids)["max_prob_diff"] < 1e-5
+    assert all(not layer.unroll for layer in tfptm.export.recurrent.recurrent_layers(model))  # the Keras model is untouched
+
+
 def test_tflite_report_measures_every_variant(trained_classifier, digit_batch, tmp_path):
     x, y = digit_batch
     report = tfptm.export.tflite_report(

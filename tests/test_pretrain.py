@@ -36,7 +36,7 @@ def _corpus(count, seed=0):
 def mlm_result():
     keras.utils.set_random_seed(0)
     return pretrain.masked_lm(
-        _corpus(240), vocabulary_size=60, sequence_length=12, epochs=10, batch_size=16, learning_rate=5e-3, **TINY
+        _corpus(240), vocabulary_size=60, sequence_length=12, epochs=16, batch_size=16, learning_rate=1e-2, **TINY
     )
 
 
@@ -205,8 +205,8 @@ def test_causal_targets_are_inputs_shifted_by_one():
 def test_causal_lm_perplexity_drops_and_is_exp_of_the_mean_loss():
     keras.utils.set_random_seed(0)
     corpus = _corpus(200)
-    result = pretrain.causal_lm(corpus, vocabulary_size=60, sequence_length=12, epochs=6, batch_size=16,
-                                learning_rate=3e-3, **TINY)
+    result = pretrain.causal_lm(corpus, vocabulary_size=60, sequence_length=12, epochs=12, batch_size=16,
+                                learning_rate=1e-2, **TINY)
     vocabulary_size = len(result.tokenizer.vocabulary)
     assert result.model.count_params() == result.backbone.count_params()  # the output layer is the tied embedding
     held_out = _corpus(40, seed=9)

@@ -301,7 +301,8 @@ def teacher_outputs(teacher, x, hint_layer=None, batch_size=256):
     return result
 
 
-def cache_teacher_outputs(teacher, x, y=None, hint_layer=None, batch_size=32, shuffle=True, seed=None, predict_batch_size=256):
+def cache_teacher_outputs(teacher, x, y=None, hint_layer=None, batch_size=32, shuffle=True, seed=None, predict_batch_size=256,
+                          student_inputs=None):  # fmt: skip
     """Runs the teacher once and returns a training dataset that carries its outputs.
 
     `x` (with `y`, where -1 marks a missing label) are arrays, or `x` is a
@@ -311,6 +312,11 @@ def cache_teacher_outputs(teacher, x, y=None, hint_layer=None, batch_size=32, sh
     kept beside their examples; a `Distiller` trained on it never runs the
     teacher. Only valid for deterministic inputs: random augmentation would
     change `x` but not the cached outputs.
+
+    When the student reads other inputs than the teacher (its own tokenizer,
+    a smaller image size), pass them as `student_inputs`, one per example of
+    `x` in the same order: the teacher runs on `x`, and the batches carry
+    `student_inputs` in its place.
 
     Example:
     >>> import numpy as np, tfptm
@@ -331,6 +337,14 @@ def cache_teacher_outputs(teacher, x, y=None, hint_layer=None, batch_size=32, sh
     if y is not None:
         targets["labels"] = np.asarray(y)
     count = len(targets["teacher_logits"])
+    if student_inputs is not None:
+        x = check_arrays(student_inputs, None, where="cache_teacher_outputs(student_inputs=...)")[0]
+        sizes = {len(leaf) for leaf in keras.tree.flatten(x)}
+        if sizes != {count}:
+            raise TfptmError(
+                f"cache_teacher_outputs: student_inputs has {sorted(sizes)} examples and x has {count}; "
+                "expected one student input per teacher input"
+            )
     ds = tf.data.Dataset.from_tensor_slices((x, targets))
     return finish(ds, count, batch_size=batch_size, shuffle=shuffle, seed=seed, cache=True)
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfptm.errors import TfptmError
 from tfptm.export.attention import int8_friendly_attention
+from tfptm.export.recurrent import recurrent_layers, unrolled_recurrence
 from tfptm.export.signatures import class_names_or_default, input_specs
 from tfptm.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -50,6 +51,10 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
 
     Conversion tries TFLite builtin ops first and adds Select TF ops only if
     the model needs them; `TFLiteExport.select_tf_ops` says which happened.
+    Recurrent layers (LSTM, GRU) are traced unrolled when the sequence length
+    is fixed (`tfptm.export.recurrent`), so they convert to builtin ops; the
+    metadata records `recurrent_layers_unrolled`. With a variable length they
+    need Select TF ops, which the LiteRT runtime cannot run.
     Every file is written through a temporary file and a rename.
 
     Example:
@@ -68,7 +73,9 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     if quantization == "int8" and representative_data is None:
         raise TfptmError("int8 quantization needs representative_data: a few hundred training inputs")
     class_names = class_names_or_default(model, class_names)
-    flatbuffer, select_tf_ops, rewritten = _convert(model, quantization, representative_data, int8_io)
+    flatbuffer, select_tf_ops, rewritten, unrolled = _convert(model, quantization, representative_data, int8_io)
+    if unrolled:
+        metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
     if quantization == "int8":
         metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
     labels_path = write_text_atomic(path.with_suffix(".labels.txt"), "\n".join(class_names) + "\n")
@@ -95,7 +102,9 @@ def _input_names(model):
 def _convert(model, quantization, representative_data, int8_io):
     spec = input_specs(model)
     rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
-    with tempfile.TemporaryDirectory() as saved, rewrite as rewritten:
+    fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
+    unroll = unrolled_recurrence(model) if fixed_length and recurrent_layers(model) else contextlib.nullcontext(0)
+    with tempfile.TemporaryDirectory() as saved, rewrite as rewritten, unroll as unrolled:
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
@@ -106,10 +115,10 @@ def _convert(model, quantization, representative_data, int8_io):
         archive.write_out(saved, verbose=False)
         try:
             flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=False).convert()
-            return flatbuffer, False, rewritten
+            return flatbuffer, False, rewritten, unrolled
         except Exception:  # the converter reports unsupported ops as a generic ConverterError
             flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert()
-            return flatbuffer, True, rewritten
+            return flatbuffer, True, rewritten, unrolled
 
 
 def _converter(saved_model_dir, spec, quantization, representative_data, int8_io, select_tf_ops):

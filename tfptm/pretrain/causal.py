@@ -92,7 +92,7 @@ def perplexity(pretrained, texts, batch_size=32):
 
     Example:
     >>> corpus = ["a b c d a b c d"] * 30
-    >>> result = causal_lm(corpus, vocabulary_size=20, sequence_length=8, epochs=3, batch_size=4,
+    >>> result = causal_lm(corpus, vocabulary_size=20, sequence_length=8, epochs=6, batch_size=4,
     ...                    validation_fraction=0.0, num_layers=1, hidden_dim=16, intermediate_dim=32, learning_rate=1e-2)
     >>> perplexity(result, ["a b c d a b"]) < 2.0
     True
@@ -119,6 +119,7 @@ def causal_lm(
     epochs=10,
     batch_size=32,
     learning_rate=5e-4,
+    warmup_fraction=0.1,
     validation_fraction=0.1,
     lowercase=True,
     seed=0,
@@ -147,7 +148,7 @@ def causal_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: next_token_batches(w, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose)
     if isinstance(backbone.input, dict):
         tokenizer.outputs = sorted(backbone.input)
     result = Pretrained("causal_lm", backbone, tokenizer, model, history, final_metrics(history))

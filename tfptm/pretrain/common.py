@@ -12,7 +12,7 @@ from tfptm.data.corpus import Corpus, read_corpus, token_windows
 from tfptm.data.pipeline import finish
 from tfptm.data.text import learn_vocabulary, tokenizer_layer
 from tfptm.errors import TfptmError
-from tfptm.training import finetune, full
+from tfptm.training import finetune, full, optimizer, recompile
 
 
 @dataclasses.dataclass
@@ -174,6 +174,19 @@ def final_metrics(history):
     }
 
 
-def train(model, data, epochs, learning_rate, validation_data, verbose):
-    """Trains every weight of `model` (which holds the backbone) with `tfptm.finetune`, one stage."""
+def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, verbose):
+    """Trains every weight of `model` (which holds the backbone) with `tfptm.finetune`, one stage.
+
+    BERT's recipe: AdamW (weight decay 0.01, none on biases and norms) whose
+    rate warms up linearly over `warmup_fraction` of the steps to
+    `learning_rate`, then decays linearly to 0; `warmup_fraction=None` keeps
+    the rate constant (plain Adam). Post-norm Transformers trained at a
+    constant rate from the first step are the classic unstable case.
+    """
+    if warmup_fraction is not None:
+        steps = int(data.cardinality())
+        if steps <= 0:
+            raise TfptmError(f"pre-training data has no known number of batches ({steps}); expected a finite dataset")
+        recompile(model, optimizer=optimizer("adamw", learning_rate, weight_decay=0.01, warmup_fraction=warmup_fraction,
+                                             decay="linear", total_steps=steps * epochs))
     return finetune(model, data, full(epochs, learning_rate), validation_data=validation_data, verbose=verbose)

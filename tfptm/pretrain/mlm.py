@@ -139,6 +139,7 @@ def masked_lm(
     epochs=10,
     batch_size=32,
     learning_rate=5e-4,
+    warmup_fraction=0.1,
     validation_fraction=0.1,
     lowercase=True,
     seed=0,
@@ -158,6 +159,10 @@ def masked_lm(
             tokens from the training documents.
         sequence_length: tokens per window; longer documents give several windows.
         mask_rate: the fraction of tokens selected for prediction.
+        learning_rate, warmup_fraction: AdamW's peak rate, reached after a
+            linear warmup over `warmup_fraction` of all steps and followed by
+            a linear decay to 0 (BERT's schedule); `warmup_fraction=None`
+            trains at a constant rate with Adam.
         validation_fraction: documents held out to report `validation_loss`
             and `validation_accuracy` (of masked-token prediction).
         seed: the document split and the shuffling order (set
@@ -183,7 +188,7 @@ def masked_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: masked_batches(w, generator, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose)
     tokenizer.outputs = sorted(backbone.input)
     return Pretrained("masked_lm", backbone, tokenizer, model, history, final_metrics(history))
 

@@ -29,5 +29,5 @@ def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validatio
     (True, 2, ['train_accuracy', 'train_loss'])
     """
     model = build_model(backbone, head, learning_rate=learning_rate, name=name)
-    history = train(model, train_data, epochs, learning_rate, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, None, validation_data, verbose)
     return Pretrained("supervised", get_backbone(model), None, model, history, final_metrics(history))

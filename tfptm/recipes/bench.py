@@ -17,6 +17,7 @@ from tfptm.errors import TfptmError
 #: name -> (script in bench/, one-line description). Add a row for each new script.
 BENCHMARKS = {
     "distill": ("distill.py", "teacher vs student alone vs distilled student on digits: accuracy, size, TFLite latency"),
+    "distill_text": ("distill_text.py", "fine-tuned MiniLM teacher vs BiLSTM student alone vs distilled, scarce labels, real text"),
     "export": ("export.py", "Keras vs every TFLite quantization, image CNN and MiniLM text: size, latency, accuracy"),
     "pretrain_mlm_labels": ("pretrain_mlm_labels.py", "does MLM pre-training help when labels are scarce (text)"),
 }
