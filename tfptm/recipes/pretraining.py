@@ -87,7 +87,8 @@ def pretrain_language_model(recipe, backbone, progress, verbose=0):
     try:
         result = getattr(tfptm.pretrain, function)(
             documents, vocabulary_size=vocabulary_size, sequence_length=sequence_length, epochs=section.epochs,
-            batch_size=section.data.batch_size, learning_rate=section.learning_rate, seed=recipe.seed,
+            batch_size=section.data.batch_size, learning_rate=section.learning_rate,
+            warmup_fraction=section.warmup_fraction, seed=recipe.seed,
             verbose=verbose, **extra, **args)
     except TypeError as error:
         raise TfptmError(f"backbone.args: {one_line(error)}") from None

@@ -144,6 +144,9 @@ class Pretrain:
     epochs: int = field(10, c.positive_int, "pre-training epochs")
     learning_rate: float = field(1e-3, c.positive_number, "pre-training learning rate")
     mask_rate: float = field(0.15, c.open_fraction, "mlm: share of tokens masked")
+    warmup_fraction: float | None = field(
+        0.1, c.optional(c.open_fraction), "mlm, causal_lm: share of steps warming up AdamW, then linear decay; null: constant rate"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
