@@ -17,7 +17,9 @@ set is those summaries plus other docstring paragraphs of the same libraries
   `cache_teacher_outputs(..., student_inputs=...)`: the text is fixed, so
   the teacher runs once, not every epoch).
 
-Both students stop early on the same validation summaries (best epoch kept);
+Both students get the same number of updates per epoch (the labelled
+summaries are repeated for the student alone) and stop early on the same
+validation summaries (best epoch kept);
 alpha and temperature are chosen on validation with the first seed, never on
 test. This is the use the issue names ("unlabelled data can be used for the
 distillation term alone"): the student gets what the teacher knows about
@@ -137,8 +139,11 @@ def train_pair(args, teacher, tokens, data, seed, alpha, temperature, alone=True
     if alone:
         x, y = tokens["labelled"]["token_ids"], data["labelled"][1]
         start = time.perf_counter()
-        first.fit(tfptm.data.from_arrays(x, y, batch_size=16, seed=seed), epochs=args.student_epochs,
-                  validation_data=validation, callbacks=[early_stop()], verbose=0)
+        # As many updates per epoch as the distilled student gets (the few labelled examples reshuffled and
+        # repeated), so that "alone" is not short of training steps; early stopping keeps its best epoch.
+        steps = int(tokens["transfer_cache"].cardinality())
+        labelled = tfptm.data.from_arrays(x, y, batch_size=32, seed=seed).repeat().take(steps)
+        first.fit(labelled, epochs=args.student_epochs, validation_data=validation, callbacks=[early_stop()], verbose=0)
         seconds["alone"] = time.perf_counter() - start
     student = student_model(args, tokens["vocabulary_size"], "student_distilled")
     student.set_weights(initial)

@@ -102,7 +102,7 @@ def test_train_evaluate_export_predict_on_the_bundled_image_recipe(tmp_path):
     assert set(summary) >= {"metrics", "artifacts", "parity"} and set(summary["metrics"]) == {"pretrain", "model"}
     model_metrics = summary["metrics"]["model"]
     assert list(model_metrics["per_class"]) == ["5", "6", "7", "8", "9"] and model_metrics["num_examples"] == 846
-    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite"]["ok"]
+    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite_dynamic"]["ok"]
     assert Path(summary["artifacts"]["saved_model"]) == (run / "export" / "digits" / "1").resolve()
     history = json.loads((run / "history.json").read_text())
     assert history["stage"] == ["feature_extraction"] * 2 + ["finetune"] * 2 and len(history["loss"]) == 4

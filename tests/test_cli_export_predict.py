@@ -59,7 +59,7 @@ def test_quickstart_end_to_end_with_tiny_settings(quickstart, capsys):
         assert list(metrics["per_class"]) == ["5", "6", "7", "8", "9"]
     saved = Path(summary["artifacts"]["saved_model"])
     assert saved == (export / "digits" / "1").resolve() and (saved / "saved_model.pb").is_file()
-    assert Path(summary["artifacts"]["tflite"]).is_file() and Path(summary["artifacts"]["tflite_labels"]).is_file()
+    assert Path(summary["artifacts"]["tflite_dynamic"]).is_file() and Path(summary["artifacts"]["tflite_dynamic_labels"]).is_file()
     assert Path(summary["artifacts"]["pretrained_backbone"]).is_file()
     # the run is a model card and a loadable model too
     assert Path(summary["artifacts"]["model"]) == (run / "model.keras").resolve() and (run / "model.keras").is_file()
@@ -68,7 +68,7 @@ def test_quickstart_end_to_end_with_tiny_settings(quickstart, capsys):
     assert "| finetuned |" in report and "| scratch |" in report and "## Artifacts" in report
     assert (run / "curves.png").is_file() and (run / "confusion_matrix.png").is_file()
     assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["saved_model"]["max_abs_diff"] <= 1e-5
-    assert summary["parity"]["tflite"]["ok"] and summary["parity"]["tflite"]["top1_agreement"] >= 0.99
+    assert summary["parity"]["tflite_dynamic"]["ok"] and summary["parity"]["tflite_dynamic"]["top1_agreement"] >= 0.99
     assert "fine-tuned" in stdout and "from scratch" in stdout and "SavedModel" in stdout
     assert "pre-training the backbone" in stderr  # progress lines
     assert_no_partial(run.parent)

@@ -95,8 +95,8 @@ def test_tfhub_recipe_on_an_image_folder(tmp_path):
     metrics = summary["metrics"]["model"]
     assert metrics["num_examples"] == data["num_test"] and list(metrics["per_class"]) == ["digit0", "digit1", "digit2"]
     assert all(sum(row) >= 4 for row in metrics["confusion_matrix"])  # every class in the test split
-    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite"]["ok"]
-    assert summary["parity"]["tflite"]["num_examples"] == data["num_test"]
+    assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite_float16"]["ok"]
+    assert summary["parity"]["tflite_float16"]["num_examples"] == data["num_test"]
     assert_clean(tmp_path)
 
     strict = load_recipe(bundled_path("tfhub_finetune"), sets=sets + ["data.strict=true"])
@@ -278,7 +278,7 @@ def test_distill_verb_trains_the_student_from_a_teacher_and_exports_int8(tmp_pat
     student, teacher_metrics = summary["metrics"]["model"], summary["metrics"]["teacher"]
     assert student["parameters"] * 3 < teacher_metrics["parameters"] and teacher_metrics["accuracy"] > 0.9
     assert student["accuracy"] > 0.7 and student["num_examples"] == teacher_metrics["num_examples"]
-    assert summary["parity"]["tflite"]["ok"] and summary["artifacts"]["tflite"].endswith("digits_student.tflite")
+    assert summary["parity"]["tflite_int8"]["ok"] and summary["artifacts"]["tflite_int8"].endswith("digits_student.int8.tflite")
     history = json.loads((run / "history.json").read_text())
     assert history["stage"] == ["distill"] * 10 and len(history["distillation_loss"]) == 10
     assert "## Distillation" in (run / "report.md").read_text() and "teacher" in capsys.readouterr().out
@@ -296,4 +296,4 @@ def test_a_digits_run_exports_image_bytes_on_the_digits_scale(tmp_path):
     from_bytes = signatures["image_bytes"](image_bytes=pngs)["probabilities"].numpy()
     from_pixels = signatures["pixels"](pixels=tf.constant(pixels * 16 / 255, tf.float32))["probabilities"].numpy()
     np.testing.assert_allclose(from_bytes, from_pixels, atol=1e-5)
-    assert tfptm.export.read_metadata(summary["artifacts"]["tflite"])["image_scale"] == pytest.approx(16 / 255)
+    assert tfptm.export.read_metadata(summary["artifacts"]["tflite_dynamic"])["image_scale"] == pytest.approx(16 / 255)

@@ -5,7 +5,7 @@ from tfptm.export.litert import QUANTIZATIONS, TFLiteExport, read_metadata, run_
 from tfptm.export.parity import check_saved_model, check_tflite
 from tfptm.export.predict import format_predictions, predict
 from tfptm.export.report import tflite_report
-from tfptm.export.run import export_run
+from tfptm.export.run import export_checked, export_run
 from tfptm.export.serving import existing_versions, saved_model
 from tfptm.export.serving_config import grpc_request, models_config, rest_request, serve_command, write_models_config
 
@@ -16,6 +16,7 @@ __all__ = [
     "check_tflite",
     "describe_saved_model",
     "existing_versions",
+    "export_checked",
     "export_run",
     "format_predictions",
     "grpc_request",

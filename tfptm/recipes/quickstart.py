@@ -121,33 +121,20 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     }
 
     progress(f"exporting the fine-tuned model to {export_dir}")
-    saved_model_path = tfptm.export.saved_model(
-        finetuned, export_dir, config.model_name, class_names=class_names, image_scale=image_scale
-    )
-    lite = tfptm.export.tflite(
-        finetuned,
-        export_dir / f"{config.model_name}.tflite",
-        quantization="dynamic",
-        class_names=class_names,
+    exported = tfptm.export.export_checked(
+        finetuned, export_dir, config.model_name, quantizations=("dynamic",), class_names=class_names,
+        image_scale=image_scale, check_data=(x_test, y_test),
         metadata={"task": "multiclass", "input_normalization": "raw pixels 0-16, rescaled inside the model",
                   "image_scale": image_scale},
     )
-
-    progress("checking the exported artifacts against the Keras model")
-    parity = {
-        "saved_model": tfptm.export.check_saved_model(saved_model_path, finetuned, x_test),
-        "tflite": tfptm.export.check_tflite(lite.path, finetuned, x_test, y_test),
-    }
+    parity = exported["parity"]  # every artifact checked against the Keras model on the held-out images
     finetuned.save(staging / "model.keras")
     write_representative(staging, x_few)
     history = {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in finetuned_history.items()}
     write_json_atomic(staging / "history.json", history)
     artifacts = {
         "model": run_dir / "model.keras",
-        "saved_model": saved_model_path,
-        "tflite": lite.path,
-        "tflite_labels": lite.labels_path,
-        "tflite_metadata": lite.metadata_path,
+        **exported["artifacts"],
         "pretrained_backbone": run_dir / "pretrained_backbone.keras",
     }
     summary = write_summary(
@@ -155,11 +142,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         metrics,
         artifacts,
         parity,
-        sizes={
-            "model": directory_size(staging / "model.keras"),
-            "saved_model": directory_size(saved_model_path),
-            "tflite": directory_size(lite.path),
-        },
+        sizes={"model": directory_size(staging / "model.keras"), **exported["sizes"]},
         history=history,
         config=dataclasses.asdict(config),
         class_names=class_names,
@@ -183,14 +166,14 @@ def format_table(summary):
         )
     gain = summary["metrics"]["finetuned"]["accuracy"] - summary["metrics"]["scratch"]["accuracy"]
     rows.append(f"transfer gain: {100 * gain:+.1f} accuracy points on the held-out target test set")
-    saved, lite = summary["parity"]["saved_model"], summary["parity"]["tflite"]
+    saved, lite = summary["parity"]["saved_model"], summary["parity"]["tflite_dynamic"]
     rows.append(
         f"SavedModel  {summary['sizes']['saved_model'] / 1024:8.1f} KiB  max |diff| {saved['max_abs_diff']:.2e} "
         f"(<= {saved['tolerance']:.0e})  {'OK' if saved['ok'] else 'FAILED'}  {summary['artifacts']['saved_model']}"
     )
     rows.append(
-        f"TFLite      {summary['sizes']['tflite'] / 1024:8.1f} KiB  top-1 agreement {100 * lite['top1_agreement']:.1f}% "
+        f"TFLite      {summary['sizes']['tflite_dynamic'] / 1024:8.1f} KiB  top-1 agreement {100 * lite['top1_agreement']:.1f}% "
         f"(>= {100 * lite['min_agreement']:.0f}%), max prob diff {lite['max_prob_diff']:.2e}  "
-        f"{'OK' if lite['ok'] else 'FAILED'}  {summary['artifacts']['tflite']}"
+        f"{'OK' if lite['ok'] else 'FAILED'}  {summary['artifacts']['tflite_dynamic']}"
     )
     return "\n".join(rows)

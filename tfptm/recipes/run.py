@@ -152,40 +152,21 @@ def export(recipe, model, data, base_dir):
     up to `tfptm.recipes.loaders.PARITY_EXAMPLES` test examples. Returns
     `(artifacts, parity, sizes)`, each keyed by artifact kind.
     """
-    section, base_dir = recipe.export, Path(base_dir)
-    artifacts, parity = {}, {}
+    section = recipe.export
     if not (section.saved_model or section.tflite):
-        return artifacts, parity, {}
+        return {}, {}, {}
     x_test, y_test = data.test_arrays()
+    representative = None
+    if "int8" in section.tflite:
+        representative = (data.train_arrays() if section.representative_data == "train" else (x_test, y_test))[0]
     scale = 1.0 if recipe.data.source in TEXT_FILE_SOURCES else image_scale(recipe.data)
-    if section.saved_model:
-        extra = {"tokenizer": data.tokenizer} if data.tokenizer is not None else {}
-        path = tfptm.export.saved_model(model, base_dir, section.model_name, class_names=data.class_names,
-                                        image_scale=scale, **extra)
-        artifacts["saved_model"] = path
-        if section.parity:
-            parity["saved_model"] = tfptm.export.check_saved_model(path, model, x_test)
-    for quantization in section.tflite:
-        several = len(section.tflite) > 1
-        kind = f"tflite_{quantization}" if several else "tflite"
-        name = f"{section.model_name}_{quantization}" if several else section.model_name
-        representative = None
-        if quantization == "int8":
-            representative = (data.train_arrays() if section.representative_data == "train" else (x_test, y_test))[0]
-        lite = tfptm.export.tflite(
-            model,
-            base_dir / f"{name}.tflite",
-            quantization=quantization,
-            representative_data=representative,
-            int8_io=section.int8_io,
-            class_names=data.class_names,
-            metadata={"task": recipe.head.task, "recipe": recipe.name, "image_scale": scale},
-        )
-        artifacts[kind] = lite.path
-        if section.parity:
-            parity[kind] = tfptm.export.check_tflite(lite.path, model, x_test, y_test)
-    sizes = {kind: directory_size(path) for kind, path in artifacts.items()}
-    return artifacts, parity, sizes
+    summary = tfptm.export.export_checked(
+        model, base_dir, section.model_name, saved_model_export=section.saved_model, quantizations=section.tflite,
+        class_names=data.class_names, image_scale=scale, tokenizer=data.tokenizer, representative_data=representative,
+        check_data=(x_test, y_test) if section.parity else None, int8_io=section.int8_io,
+        metadata={"task": recipe.head.task, "recipe": recipe.name, "image_scale": scale},
+    )
+    return summary["artifacts"], summary["parity"], summary["sizes"]
 
 
 def default_run_dir(recipe):
