@@ -13,6 +13,7 @@
 | a TFDS data set not prepared in data_dir | error saying how to prepare it |
 """
 
+import json
 import dataclasses
 import os
 from typing import Callable
@@ -182,6 +183,7 @@ def test_bad_input(case, tmp_path, monkeypatch):
     assert summary["num_skipped"] == 1 and summary["skipped_by_reason"] == {summary["skipped"][0]["reason"]: 1}
     skip = summary["skipped"][0]
     assert case.message in skip["reason"] and skip["where"].endswith(case.where)
+    assert "{{" not in skip["reason"] and "__wrapped__" not in skip["reason"] and len(skip["reason"]) < 80  # user-facing
     kept = summary.get("num_train", summary.get("num_examples"))
     assert kept == (6 if "images" in skip["where"] else 2)
     with pytest.raises(TfptmError) as info:
@@ -193,3 +195,32 @@ def test_the_error_is_a_value_error_with_exit_status_2():
     with pytest.raises(ValueError) as info:
         tfptm.data.from_arrays(np.zeros((3, 2)), np.zeros(4))
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\r", "\x0b", "\x1c"])
+@pytest.mark.parametrize("name", ["t.jsonl", "t.csv"])
+def test_line_separators_inside_strings_are_text_not_line_ends(tmp_path, separator, name):
+    texts = [f"first{separator}half {i}" for i in range(4)]
+    if name.endswith(".jsonl"):  # legal in JSON strings, written raw as json.dumps(ensure_ascii=False) does
+        body = "".join(json.dumps({"text": t, "label": i % 2}, ensure_ascii=False) + "\n" for i, t in enumerate(texts))
+    else:
+        body = "text,label\n" + "".join(f'"{t}",{i % 2}\n' for i, t in enumerate(texts))
+    (tmp_path / name).write_bytes(body.encode("utf-8"))
+    table = tfptm.data.read_text_table(tmp_path / name, strict=True)
+    assert table.texts == texts and table.labels.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("x", [
+    ["a good film", "bad", "so so"],
+    np.array(["a good film", "bad", "so so"]),
+    np.array([b"a good film", b"bad", b"so so"]),
+    np.array(["a good film", "bad", "so so"], dtype=object),
+])
+def test_lists_and_numpy_arrays_of_strings_become_what_keras_takes(x):
+    checked, _ = tfptm.data.check_arrays(x, [0, 1, 0])
+    assert checked.dtype == object and checked.tolist() == ["a good film", "bad", "so so"]
+
+
+def test_bytes_that_are_not_utf8_are_one_error():
+    with pytest.raises(TfptmError, match="not UTF-8"):
+        tfptm.data.check_arrays(np.array([b"caf\xe9"]))

@@ -1,3 +1,4 @@
+import os
 import pytest
 
 from tfptm.errors import TfptmError
@@ -50,3 +51,20 @@ def test_outputs_get_the_usual_permissions(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "run" / "summary.json").stat().st_mode) == 0o644
+
+
+def test_a_failed_staged_directory_removes_the_parents_it_created(tmp_path):
+    from tfptm.files import staged_directory
+
+    with pytest.raises(RuntimeError):
+        with staged_directory(tmp_path / "runs" / "deeper" / "run") as staging:
+            (staging / "half.txt").write_text("x")
+            raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_error_message_is_always_one_line():
+    from tfptm.errors import TfptmError
+
+    error = TfptmError("file could not be opened successfully:\n- method gz: ReadError('not a gzip file')\n- method bz2: ...")
+    assert "\n" not in str(error) and str(error).startswith("file could not be opened successfully: - method gz")

@@ -1,5 +1,6 @@
 """Recipe validation (no TensorFlow): broken recipes give exact one-line messages with file and key path."""
 
+import os
 import subprocess
 import sys
 
@@ -207,3 +208,43 @@ def test_recipes_need_no_tensorflow():
             "load_recipe(bundled_path('image_transfer')); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("key", ["name", "export.model_name"])
+@pytest.mark.parametrize("value", ["../../outside", "a/b", "/abs", ".hidden", "..", "a\\b", "x" * 101, "bad\nname", " lead", "nul\0"])
+def test_names_that_become_paths_cannot_escape(key, value):
+    with pytest.raises(TfptmError, match=rf"r.yaml: {key}: expected a plain name"):
+        validate({"backbone": {"name": "vgg_cnn"}, **_nested(key, value)}, source="r.yaml")
+
+
+def _nested(key, value):
+    first, _, rest = key.partition(".")
+    return {first: {rest: value}} if rest else {first: value}
+
+
+@pytest.mark.parametrize("value", ["my run", "run_1.v2", "café-5"])
+def test_plain_names_are_accepted(value):
+    assert validate({"backbone": {"name": "vgg_cnn"}, "name": value}).name == value
+
+
+def test_cli_refuses_an_escaping_name_in_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from tfptm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text("name: ../../outside\nbackbone: {name: vgg_cnn}\n")
+    assert main(["train", "r.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "r.yaml: name: expected a plain name" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["r.yaml"] and not (tmp_path.parent.parent / "outside").exists()
+
+
+def test_a_directory_given_as_the_recipe_file_says_directory(tmp_path, capsys):
+    from tfptm.cli import main
+
+    (tmp_path / "recipe.yaml").mkdir()
+    (tmp_path / "plain").mkdir()
+    for path in (tmp_path / "recipe.yaml", tmp_path / "plain"):
+        with pytest.raises(TfptmError, match=r"is a directory; expected a recipe YAML file"):
+            load_recipe(path)
+        assert main(["recipes", "check", str(path)]) == 2
+        assert "is a directory" in capsys.readouterr().err

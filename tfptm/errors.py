@@ -11,6 +11,10 @@ class TfptmError(ValueError):
 
     exit_code = 2
 
+    def __init__(self, message=""):
+        # One line whatever was quoted into it (a library's multi-line message, a path with a newline).
+        super().__init__(" ".join(str(message).split()))
+
 
 def one_line(error, limit=300):
     """An exception's message on one line, cut to `limit` characters, to quote inside a `TfptmError`.

@@ -1,6 +1,7 @@
 """Writing files and directories so that readers never see them half-written."""
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -49,17 +50,137 @@ def staged_directory(final_path, what="output directory"):
     final_path = Path(final_path)
     if final_path.exists() and (not final_path.is_dir() or any(final_path.iterdir())):
         raise TfptmError(f"{what} {str(final_path)!r} already exists and is not empty; choose another path")
-    parent = ensure_writable_dir(final_path.parent, what=f"parent of the {what}")
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final_path.name}.partial-"))
-    _usual_mode(staging, directory=True)
+    with created_parents(final_path, what):
+        staging = Path(tempfile.mkdtemp(dir=final_path.parent, prefix=f".{final_path.name}.partial-"))
+        _usual_mode(staging, directory=True)
+        try:
+            yield staging
+            if final_path.exists():
+                final_path.rmdir()
+            os.rename(staging, final_path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def created_parents(path, what="output directory"):
+    """Creates the missing parents of `path`; if the block fails, removes those it created (when still empty).
+
+    So an error leaves no empty `runs/` (or deeper) directory behind.
+    """
+    path = Path(path)
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    ensure_writable_dir(path.parent, what=f"parent of the {what}")
     try:
-        yield staging
-        if final_path.exists():
-            final_path.rmdir()
-        os.rename(staging, final_path)
+        yield path.parent
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for created in reversed(missing):
+            with contextlib.suppress(OSError):
+                created.rmdir()  # only if empty: never removes anything another writer put there
         raise
+
+
+_HELD_LOCKS = {}
+COMMITTED = ".committed"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path, what):
+    """Holds an exclusive `flock` on file `path` for the block; another process holding it is a `TfptmError`.
+
+    The kernel releases the lock when its process dies, so a held lock proves
+    a live writer and a free one proves that no process is writing.
+    Re-entrant within one process.
+    """
+    path = Path(path).absolute()
+    if path in _HELD_LOCKS:
+        yield
+        return
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TfptmError(f"{what}: another process is writing it (it holds {str(path)!r}); expected one writer at a time") from None
+        _HELD_LOCKS[path] = handle
+        try:
+            yield
+        finally:
+            del _HELD_LOCKS[path]
+
+
+@contextlib.contextmanager
+def staged_group(directory, name, what="export", debris=()):
+    """Yields a hidden staging directory whose contents all appear in `directory` together, on success only.
+
+    For artifacts that must stay in step (a SavedModel version, TFLite files
+    and the sidecar files describing them): fill the staging directory as
+    `directory` should look (e.g. `stage / "model" / "3" / ...`,
+    `stage / "model.dynamic.tflite"`), and on success every entry is renamed
+    into `directory` (directories first, then files by name). An exception
+    leaves nothing in `directory`.
+
+    The block holds the lock `<directory>/.<name>.lock`, so one writer per
+    `name` at a time. On entry, staging directories of `name` left by killed
+    processes are dealt with: one killed while renaming (it holds the
+    `.committed` mark) is finished, any other is removed, as are older
+    leftovers matching the glob patterns `debris` (relative to `directory`).
+    """
+    directory = Path(directory)
+    lock = directory / f".{name}.lock"
+    fresh = not directory.exists()
+    with created_parents(directory / name, what), _removed_on_error(lock if fresh else None):
+        with exclusive_lock(lock, f"{what} {str(directory / name)!r}"):
+            for stale in sorted(directory.glob(f".{name}.group.partial-*")):
+                if (stale / COMMITTED).is_file():
+                    with contextlib.suppress(OSError):
+                        _merge(stale, directory)
+                _remove(stale)
+            for pattern in debris:
+                for stale in directory.glob(pattern):
+                    if ".group.partial-" not in stale.name:  # another name's staging: its own lock guards it
+                        _remove(stale)
+            staging = Path(tempfile.mkdtemp(dir=directory, prefix=f".{name}.group.partial-"))
+            _usual_mode(staging, directory=True)
+            try:
+                yield staging
+                (staging / COMMITTED).touch()
+                _merge(staging, directory)
+            finally:
+                _remove(staging)
+
+
+@contextlib.contextmanager
+def _removed_on_error(path):
+    try:
+        yield
+    except BaseException:
+        if path is not None:
+            _remove(path)
+        raise
+
+
+def _merge(source, target):
+    """Renames every entry of `source` into `target`; directories that exist in both are merged."""
+    entries = sorted(source.iterdir(), key=lambda p: (not p.is_dir(), p.name))
+    for entry in entries:
+        if entry.name == COMMITTED:
+            continue
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir():
+            _merge(entry, destination)
+        elif entry.is_dir() and destination.exists():
+            raise TfptmError(f"{str(destination)!r} exists and is not a directory; expected a directory there")
+        else:
+            os.replace(entry, destination)  # a directory only moves onto a free name (or an empty directory)
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def write_bytes_atomic(path, data):

@@ -59,7 +59,26 @@ def _as_array(value, where):
         raise TfptmError(f"{where}: cannot be made one array ({error}); expected rows of equal shape") from None
     if array.dtype == object and array.ndim >= 1 and any(isinstance(v, (list, tuple, np.ndarray)) for v in array.flat):
         raise TfptmError(f"{where}: rows have different shapes; expected rows of equal shape (pad them first)")
-    return array
+    return strings_for_keras(array, where)
+
+
+def strings_for_keras(array, where="arrays"):
+    """Text as Keras and TensorFlow take it: NumPy's fixed-width `str`/`bytes` arrays become object arrays of `str`.
+
+    `model.predict` refuses `<U..` arrays ("Invalid dtype: str832"), which is
+    what `np.array(list_of_strings)` gives; an object array of `str` becomes a
+    `tf.string` tensor. Other arrays are returned unchanged.
+
+    Example:
+    >>> strings_for_keras(np.array(["a good film", "bad"])).dtype
+    dtype('O')
+    """
+    if array.dtype.kind == "S":
+        try:
+            return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array)
+        except UnicodeDecodeError as error:
+            raise TfptmError(f"{where}: bytes that are not UTF-8 ({error.reason}); expected text") from None
+    return array.astype(object) if array.dtype.kind == "U" else array
 
 
 def _check_features(x, where):

@@ -244,12 +244,13 @@ def _image_problem(path, channels):
             data = f.read()
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
-    if image_format(data[:16]) is None:
+    kind = image_format(data[:16])
+    if kind is None:
         return "not an image (expected JPEG, PNG, BMP, GIF or WebP)"
     try:
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        return f"corrupt or truncated image ({one_line(error.message, 120)})"
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):  # TF's message names its kernels, not the file
+        return f"corrupt or truncated image (a {kind} file that cannot be decoded)"
     if min(image.shape[:2]) < 1:
         return "image has no pixels"
     return None

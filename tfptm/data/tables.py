@@ -130,7 +130,8 @@ def _rows(text, path, fmt, text_column, label_column):
     """Yields `(line, text, label)` for every row."""
     wanted = [text_column, label_column]
     if fmt == "jsonl":
-        for line, raw in enumerate(text.splitlines(), start=1):
+        # Lines end at "\n" only: U+2028, U+2029 and U+0085 are legal inside JSON strings (str.splitlines splits on them).
+        for line, raw in enumerate(text.split("\n"), start=1):
             if not raw.strip():
                 continue
             try:

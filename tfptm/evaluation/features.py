@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from tfptm.backbones.registry import BACKBONE_NAME
+from tfptm.data.arrays import check_arrays
 from tfptm.errors import TfptmError
 from tfptm.heads import pool
 
@@ -58,6 +59,8 @@ def extract_features(backbone_or_model, data, pooling="avg", batch_size=256):
         raise TfptmError("extract_features: the backbone has several outputs; pick one (e.g. presets output=...)")
     mask = backbone.input.get("padding_mask") if isinstance(backbone.input, dict) else None
     pooled = keras.Model(backbone.input, _pool(outputs, pooling, mask), name="features")
+    if not _is_dataset(data):
+        data = check_arrays(data, where="extract_features")[0]  # lists and NumPy arrays of strings included
     kwargs = {} if _is_dataset(data) else {"batch_size": batch_size}
     return np.asarray(pooled.predict(data, verbose=0, **kwargs))
 

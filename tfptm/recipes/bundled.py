@@ -44,6 +44,6 @@ def resolve_recipe_path(name_or_path):
     'image_transfer.yaml'
     """
     path = Path(name_or_path)
-    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
         return path
     return bundled_path(name_or_path)

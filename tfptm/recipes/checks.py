@@ -93,6 +93,14 @@ boolean = _check("true or false", lambda v: isinstance(v, bool))
 text = _check("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
 any_text = _check("a string", lambda v: isinstance(v, str))
 
+# A name that becomes a directory or file name (run directories, SavedModel model directories, TFLite
+# stems) and a Keras model name: letters, digits, `_`, `-`, `.` and inner spaces; no separators, so no escape.
+_PLAIN_NAME = re.compile(r"^\w(?:[\w .-]{0,98}[\w.-])?$")
+plain_name = _check(
+    "a plain name (letters, digits, '_', '-', '.', inner spaces; not starting with '.', no '/'; at most 100 characters)",
+    lambda v: isinstance(v, str) and bool(_PLAIN_NAME.fullmatch(v)),
+)
+
 
 def optional(check):
     """`check`, or null."""

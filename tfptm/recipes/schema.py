@@ -72,6 +72,7 @@ class Data:
     text_column: str = field("text", c.text, "text field (csv, jsonl, tfds)")
     label_column: str = field("label", c.text, "label field (csv, jsonl, tfds)")
     max_length: int | None = field(None, c.optional(c.positive_int), "most tokens per text example (default 128); batches pad to their longest")
+    length_buckets: bool = field(True, c.boolean, "text: batch training texts of similar length together (less padding, faster)")
     augment: bool = field(False, c.boolean, "image_folder, tfds: random flips, rotations and zooms of training images")
     strict: bool = field(False, c.boolean, "make every skipped input (an unreadable image, an empty text) an error")
 
@@ -109,7 +110,8 @@ class Finetune:
     freeze_batchnorm: bool = field(True, c.boolean, "keep BatchNorm frozen (inference mode) while fine-tuning")
     unfreeze_every: int = field(1, c.positive_int, "gradual: epochs between unfreezing one more block")
     lora_rank: int = field(8, c.positive_int, "lora: rank of the low-rank updates")
-    monitor: str | None = field(None, c.optional(c.text), "metric for early stopping and best.keras (default val_loss with validation data, else loss)")
+    monitor: str | None = field(None, c.optional(c.text), "metric for early stopping and keep_best (default val_loss with validation data, else loss)")
+    keep_best: bool = field(True, c.boolean, "with validation data: end with the weights of the best epoch on monitor (else the last)")
     patience: int | None = field(None, c.optional(c.positive_int), "stop after this many epochs without improvement (null: never)")
     backup_every_steps: int = field(100, c.positive_int, "steps between backups (also at every epoch end); a killed run resumes from the last")
     mixed_precision: str = field("auto", c.choice(*PRECISIONS), "dtype policy: auto (mixed on GPUs, float32 on CPUs) or a Keras policy")
@@ -165,7 +167,7 @@ class Export:
     """What to export after training, and the parity checks against Keras."""
 
     dir: str | None = field(None, c.optional(c.text), "export base directory (default: export/ inside the run directory)")
-    model_name: str = field("model", c.text, "SavedModel directory name and TFLite file stem")
+    model_name: str = field("model", c.plain_name, "SavedModel directory name and TFLite file stem")
     saved_model: bool = field(False, c.boolean, "export a SavedModel in TF Serving's layout")
     tflite: tuple = field((), c.list_of(c.choice(*QUANTIZATIONS), unique=True), "TFLite quantizations to export")
     representative_data: str | None = field(None, c.optional(c.choice(*REPRESENTATIVE)), "int8: calibration inputs")
@@ -177,7 +179,7 @@ class Export:
 class Recipe:
     """A whole run: data, backbone, head, fine-tuning, optimizer, distribution, pre-training, distillation, export."""
 
-    name: str = field("run", c.text, "a short name, used for run directories")
+    name: str = field("run", c.plain_name, "a short name, used for run directories")
     description: str = field("", c.any_text, "one line saying what the recipe does")
     seed: int = field(0, c.non_negative_int, "random seed for sampling, shuffling and initialization")
     data: Data = section(Data, "the fine-tuning data")

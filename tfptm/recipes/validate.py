@@ -36,6 +36,8 @@ def load_recipe(path, sets=()):
     2
     """
     source = os.fspath(path)
+    if os.path.isdir(source):
+        raise TfptmError(f"{source}: is a directory; expected a recipe YAML file (see `tfptm recipes`)")
     try:
         with open(source, encoding="utf-8") as f:
             text = f.read()
@@ -250,6 +252,52 @@ def _check_data(data, where, fail):
         fail(f"{where}.augment", f"augment works on images ({', '.join(s.IMAGE_SOURCES)}), got source {data.source!r}")
     if data.test_fraction + data.validation_fraction >= 1:
         fail(f"{where}.validation_fraction", "test_fraction + validation_fraction must leave examples to train on")
+
+
+def check_sources(recipe, source="recipe.yaml", files=True):
+    """Resolves a recipe's files and hub handles before TensorFlow loads; returns one line per value checked.
+
+    A file or directory that does not exist is an error (with `files`); an
+    `hf://` or `kaggle://` handle is reported as cached or "will download",
+    and offline (`TFPTM_OFFLINE=1`, `HF_HUB_OFFLINE=1`) as an error when not
+    cached. Names and URLs (registered backbones, KerasHub presets, TF Hub)
+    are resolved when the run starts.
+
+    Example:
+    >>> recipe = validate({"backbone": {"name": "hf://org/model"}})
+    >>> check_sources(recipe)[0]  # doctest: +ELLIPSIS
+    'backbone.name: hf://org/model: will download into ...'
+    """
+    from tfptm import downloads
+
+    values = [("backbone.name", recipe.backbone.name, "backbone")]
+    for where, data in (("data", recipe.data), ("pretrain.data", recipe.pretrain and recipe.pretrain.data)):
+        if data is not None and data.source != "tfds":
+            values += [(f"{where}.path", data.path, "file"), (f"{where}.test_path", data.test_path, "file")]
+    if recipe.distill is not None:
+        values.append(("distill.teacher", recipe.distill.teacher, "file"))
+    lines = []
+    for key, value, kind in values:
+        if value is None:
+            continue
+        try:
+            status = downloads.handle_status(value) if kind == "backbone" else None
+        except TfptmError as error:
+            raise TfptmError(f"{source}: {key}: {error}") from None
+        if status is None and "://" in value:
+            status = "a URL, downloaded when the run starts"
+        elif status is None and (kind == "file" or _looks_like_path(value)):
+            if files and not os.path.exists(value):
+                raise TfptmError(f"{source}: {key}: {value!r} does not exist; expected an existing file or directory")
+            status = "exists" if os.path.exists(value) else "not checked"
+        elif status is None:
+            status = "a name, resolved when the run starts (registered backbone or KerasHub preset)"
+        lines.append(f"{key}: {value}: {status}")
+    return lines
+
+
+def _looks_like_path(name):
+    return "/" in name or os.sep in name or name.startswith(".") or name.endswith((".keras", ".gz", ".tgz"))
 
 
 def to_dict(recipe):
