@@ -50,7 +50,8 @@ def test_a_failed_export_leaves_no_version_behind(tiny_classifier, tmp_path, mon
     monkeypatch.setattr(serving, "_serving_archive", lambda *args: CrashingArchive())
     with pytest.raises(RuntimeError, match="disk on fire"):
         tfptm.export.saved_model(tiny_classifier, tmp_path, "digits")
-    assert os.listdir(tmp_path / "digits") == []
+    assert not (tmp_path / "digits").exists()  # not even an empty model directory
+    assert os.listdir(tmp_path) == [".digits.lock"]  # only the (hidden, empty) lock of the model's exports
 
 
 @pytest.mark.parametrize("quantization", ["float32", "float16", "dynamic", "int8"])

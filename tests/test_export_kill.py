@@ -30,7 +30,8 @@ EXPORTER = textwrap.dedent(
 
 
 def _staging_dirs(model_dir):
-    return [p for p in model_dir.iterdir() if p.name.startswith(".") and ".partial-" in p.name]
+    """Hidden staging directories of the model's exports, beside its model directory."""
+    return [p for p in model_dir.parent.iterdir() if p.name.startswith(f".{model_dir.name}.") and ".partial-" in p.name]
 
 
 def _kill_while_writing(base, model_dir, attempts=3):
@@ -65,8 +66,9 @@ def test_sigkill_mid_export_leaves_previous_versions_and_no_partial_version(tmp_
     assert [p.name for p in model_dir.iterdir() if not p.name.startswith(".")] == ["1"]
     assert tfptm.export.existing_versions(model_dir) == [1]
     stale = _staging_dirs(model_dir)
-    assert stale and all(p.name.startswith(".2.partial-") for p in stale)  # hidden, not a version
-    assert any(f.is_file() for s in stale for f in s.rglob("*")), "killed before anything was written"
+    assert len(stale) == 1 and stale[0].name.startswith(".big.group.partial-")  # hidden, not a version
+    assert any(f.is_file() for f in stale[0].rglob("*")), "killed before anything was written"
+    assert _staging_dirs(model_dir)[0].joinpath("big", "2").is_dir()  # the half-written version 2
     after = tf.saved_model.load(str(first)).signatures["serving_default"](features=x)["probabilities"].numpy()
     np.testing.assert_array_equal(after, before)
 
@@ -74,4 +76,5 @@ def test_sigkill_mid_export_leaves_previous_versions_and_no_partial_version(tmp_
     assert second == model_dir / "2" and tfptm.export.existing_versions(model_dir) == [1, 2]
     assert (second / "saved_model.pb").is_file()
     assert_no_partial(second)
-    print("killed mid-write; staging held:", sorted(str(f.relative_to(stale[0])) for f in stale[0].rglob("*")))
+    assert not stale[0].exists() and _staging_dirs(model_dir) == []  # the killed export's debris is gone
+    assert_no_partial(model_dir)

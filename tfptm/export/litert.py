@@ -14,7 +14,7 @@ from tfptm.errors import TfptmError
 from tfptm.export.attention import int8_friendly_attention
 from tfptm.export.recurrent import recurrent_layers, unrolled_recurrence
 from tfptm.export.signatures import class_names_or_default, input_specs
-from tfptm.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from tfptm.files import staged_group, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 REPRESENTATIVE_SAMPLES = 300
@@ -55,7 +55,9 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     is fixed (`tfptm.export.recurrent`), so they convert to builtin ops; the
     metadata records `recurrent_layers_unrolled`. With a variable length they
     need Select TF ops, which the LiteRT runtime cannot run.
-    Every file is written through a temporary file and a rename.
+    The three files are written in a hidden staging directory and renamed
+    into place together (`tfptm.files.staged_group`), so a `.tflite` never
+    appears beside the labels or metadata of another conversion.
 
     Example:
     >>> import tempfile, os, tfptm
@@ -66,12 +68,33 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     ('m.tflite', 'm.labels.txt', False)
     """
     path = Path(path)
-    if path.suffix != ".tflite":
+    check_tflite_args(path, quantization, representative_data)
+    class_names = class_names_or_default(model, class_names)
+    debris = tuple(f".{path.stem}.{suffix}.partial-*" for suffix in ("tflite", "labels.txt", "json"))
+    with staged_group(path.parent, path.stem, "TFLite export", debris=debris) as stage:
+        staged = write_tflite(model, stage / path.name, quantization, representative_data, int8_io, class_names, metadata)
+    return dataclasses.replace(staged, path=path, labels_path=_beside(path, staged.labels_path),
+                               metadata_path=_beside(path, staged.metadata_path))
+
+
+def _beside(path, staged):
+    return path.parent / staged.name
+
+
+def check_tflite_args(path, quantization, representative_data):
+    """Refuses a bad TFLite path, quantization or missing int8 calibration data before anything is written."""
+    if Path(path).suffix != ".tflite":
         raise TfptmError(f"TFLite path {str(path)!r} must end in .tflite")
     if quantization not in QUANTIZATIONS:
         raise TfptmError(f"Unknown quantization {quantization!r}; expected one of {', '.join(QUANTIZATIONS)}")
     if quantization == "int8" and representative_data is None:
         raise TfptmError("int8 quantization needs representative_data: a few hundred training inputs")
+
+
+def write_tflite(model, path, quantization, representative_data=None, int8_io=False, class_names=None, metadata=None):
+    """Converts `model` and writes `path` with its labels and metadata beside it, with no staging: callers stage."""
+    path = Path(path)
+    check_tflite_args(path, quantization, representative_data)
     class_names = class_names_or_default(model, class_names)
     flatbuffer, select_tf_ops, rewritten, unrolled = _convert(model, quantization, representative_data, int8_io)
     if unrolled:

@@ -7,6 +7,7 @@ from tfptm.data.arrays import check_arrays
 from tfptm.errors import TfptmError
 from tfptm.evaluation.metrics import predict_classes
 from tfptm.export.litert import run_tflite
+from tfptm.export.signatures import check_inputs
 
 SAVED_MODEL_TOLERANCE = 1e-5
 TFLITE_MIN_AGREEMENT = 0.99
@@ -20,7 +21,7 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
     Returns a JSON-ready dict; `ok` is true when every probability is within
     `tolerance` and every class id agrees.
     """
-    x = _check(x, "check_saved_model")
+    x = checked_inputs(model, x, "check_saved_model")
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     named = x if isinstance(x, dict) else {next(iter(specs)): x}
@@ -50,7 +51,7 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     labels `y` are given, the accuracy of both and its delta. `ok` is true when
     top-1 agreement reaches `min_agreement`.
     """
-    x = _check(x, "check_tflite")
+    x = checked_inputs(model, x, "check_tflite")
     if y is not None:
         y = np.asarray(y).reshape(-1)
         if len(y) != len(next(iter(x.values())) if isinstance(x, dict) else x):
@@ -73,11 +74,18 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     return report
 
 
-def _check(x, where):
-    """`x` as arrays: one checked array, or a dict of them (a multi-input model) of one length."""
+def checked_inputs(model, x, where):
+    """`x` as arrays the model takes: one checked array, or a dict of them (a multi-input model) of one length.
+
+    Lists and NumPy arrays of strings become what Keras takes
+    (`tfptm.data.arrays.check_arrays`); the example shape and kind are
+    checked against the model's inputs (`signatures.check_inputs`).
+    """
     if not isinstance(x, dict):
-        return check_arrays(x, where=where)[0]
-    x = {k: check_arrays(v, where=f"{where}: input {k!r}")[0] for k, v in x.items()}
-    if len({len(v) for v in x.values()}) != 1:
-        raise TfptmError(f"{where}: inputs {sorted(x)} have different lengths; expected one row per example in each")
+        x = check_arrays(x, where=where)[0]
+    else:
+        x = {k: check_arrays(v, where=f"{where}: input {k!r}")[0] for k, v in x.items()}
+        if len({len(v) for v in x.values()}) != 1:
+            raise TfptmError(f"{where}: inputs {sorted(x)} have different lengths; expected one row per example in each")
+    check_inputs(model, x, where)
     return x

@@ -105,13 +105,24 @@ def _run_saved_model(path, inputs):
         served = signatures["image_bytes"](image_bytes=tf.constant([_read(i) for i in inputs]))
     elif "raw_text" in signatures:
         served = signatures["raw_text"](text=tf.constant(inputs))
+    elif _string_input(signatures.get("serving_default")):  # a model on raw strings (a TF Hub text module inside)
+        served = signatures["serving_default"](**{_string_input(signatures["serving_default"]): tf.constant(inputs)})
     else:
         raise TfptmError(
             f"SavedModel {str(path)!r} has signatures {sorted(signatures)}; predict needs 'image_bytes' (image "
             "models) or 'raw_text' (text models exported with a tokenizer)"
         )
-    labels = (path / "assets" / LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    labels = (path / "assets" / LABELS_FILE).read_text(encoding="utf-8").rstrip("\n").split("\n")  # one label per "\n" line, as the in-graph table reads it
     return served["probabilities"].numpy(), labels
+
+
+def _string_input(signature):
+    """The name of a signature's one input if it is a 1-D string tensor, else `None`."""
+    specs = signature.structured_input_signature[1] if signature is not None else {}
+    if len(specs) != 1:
+        return None
+    (name, spec), = specs.items()
+    return name if spec.dtype == tf.string and spec.shape.rank == 1 else None
 
 
 def _run_tflite(path, inputs):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfptm.errors import TfptmError
 from tfptm.export import signatures as sig
-from tfptm.files import ensure_writable_dir, staged_directory
+from tfptm.files import staged_group
 
 LABELS_FILE = "labels.txt"
 OUTPUTS = ("probabilities", "class_ids", "class_names")
@@ -32,8 +32,9 @@ def saved_model(
     """Exports a classifier for TF Serving and returns the version directory.
 
     The version (next free integer unless given) is written to a hidden
-    staging directory beside it and renamed into place only when complete, so
-    a polling model server never loads half a model. Every signature returns
+    staging directory in `base_dir` and renamed into place only when complete,
+    so a polling model server never loads half a model; leftovers of killed
+    exports of `model_name` are removed first (`tfptm.files.staged_group`). Every signature returns
     `probabilities`, `class_ids` and `class_names` (looked up in the asset
     `labels.txt`, the label vocabulary):
 
@@ -57,21 +58,68 @@ def saved_model(
     ('digits', '1', ['image_bytes', 'pixels', 'serving_default'])
     """
     class_names = sig.class_names_or_default(model, class_names)
-    if not str(model_name) or "/" in str(model_name) or str(model_name).startswith("."):
-        raise TfptmError(f"model_name {model_name!r} must be a plain directory name")
+    check_model_name(model_name)
     spec = sig.input_specs(model)
     if tokenizer is not None and sig.token_spec(spec) is None:
         raise TfptmError(f"A tokenizer was given but model {model.name!r} does not take token ids (it takes {spec})")
-    model_dir = ensure_writable_dir(Path(base_dir) / model_name, what="export directory")
+    with staged_group(base_dir, model_name, "export", debris=stale_debris(model_name)) as stage:
+        version = next_version(Path(base_dir) / model_name, version)
+        write_saved_model(model, stage / model_name / str(version), class_names, tokenizer, image_scale)
+    return Path(base_dir) / model_name / str(version)
+
+
+def check_model_name(model_name):
+    """Refuses a model name that is not a plain directory name (it names files and directories of the export)."""
+    name = str(model_name)
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0") or name != name.strip() or len(name) > 100:
+        raise TfptmError(f"model_name {model_name!r}: expected a plain directory name (no '/', not starting with '.')")
+
+
+def stale_debris(model_name):
+    """Glob patterns (relative to the export base) of what killed exports of `model_name` leave behind.
+
+    `.N.partial-*` version directories and `.<name>...partial-*` temporary
+    files of earlier tfptm versions; `tfptm.files.staged_group` removes them,
+    and its own staging directories, while it holds the export's lock.
+    """
+    return (f"{model_name}/.*.partial-*", f".{model_name}.*.partial-*")
+
+
+def next_version(model_dir, version=None):
+    """`version` checked (a positive integer not yet exported), or the next free one under `model_dir`."""
     if version is None:
-        version = (existing_versions(model_dir) or [0])[-1] + 1
-    if not isinstance(version, int) or version < 1:
+        return (existing_versions(model_dir) or [0])[-1] + 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise TfptmError(f"version must be a positive integer; got {version!r}")
-    with tempfile.TemporaryDirectory() as scratch, staged_directory(model_dir / str(version), "model version") as out:
+    if (Path(model_dir) / str(version)).exists():
+        raise TfptmError(f"version {version} already exists in {str(model_dir)!r}; choose another (or none for the next)")
+    return version
+
+
+def write_saved_model(model, out, class_names, tokenizer=None, image_scale=1.0):
+    """Writes the serving SavedModel into directory `out` (created), with no staging: callers stage."""
+    with tempfile.TemporaryDirectory() as scratch:
         labels = Path(scratch) / LABELS_FILE
         labels.write_text("\n".join(class_names) + "\n", encoding="utf-8")
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         _serving_archive(model, labels, tokenizer, image_scale).write_out(str(out), verbose=False)
-    return model_dir / str(version)
+    return Path(out)
+
+
+def _save_each_variable_once(archive):
+    """Lists the tf.Variables inside the Keras variables that `ExportArchive.track` listed.
+
+    Keras 3's TensorFlow `ExportArchive` keeps each tracked Keras variable
+    (a trackable saved under `variables/`) and, for the endpoints, the
+    `tf.Variable` inside it (saved again under `_all_variables/`): every
+    weight was written twice, a SavedModel twice the model's size. With the
+    same `tf.Variable` objects in both lists, the checkpoint holds each once.
+    """
+    tracked = archive._tf_trackable
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        inner = [variable if getattr(variable, "_value", None) is None else variable._value
+                 for variable in getattr(tracked, name)]
+        setattr(tracked, name, inner)
 
 
 def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
@@ -88,6 +136,7 @@ def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(table)
+    _save_each_variable_once(archive)
     spec = sig.input_specs(model)
 
     def classify(inputs):

@@ -91,6 +91,46 @@ def tokenize(tokenizer, text, spec):
     return tf.cast(tokens, spec.dtype)
 
 
+def check_head(model, where=None):
+    """Refuses a model without a task head: export needs one output of shape `(batch, units)`.
+
+    A backbone alone (feature maps or sequences) or a model with several
+    outputs is not something a serving signature can classify.
+    """
+    where = where or f"model {model.name!r}"
+    outputs = model.outputs
+    if len(outputs) != 1 or len(outputs[0].shape) != 2:
+        shapes = ", ".join(str(tuple(o.shape)) for o in outputs)
+        raise TfptmError(f"{where}: outputs {shapes}; expected one output (batch, classes) from a task head: a backbone "
+                         "alone cannot be exported, build the model with tfptm.build_model(backbone, tfptm.Head(...))")
+
+
+def check_inputs(model, x, where):
+    """Refuses checked arrays `x` (an array, or a dict by input name) that the model's inputs cannot take.
+
+    Compares the example shape (dimensions the model fixes) and the kind
+    (text or numbers) with `input_specs(model)`, so a wrong representative
+    file is refused before an export writes anything.
+    """
+    spec = input_specs(model)
+    if isinstance(spec, dict) != isinstance(x, dict):
+        wanted = f"a dict of arrays named {sorted(spec)}" if isinstance(spec, dict) else "one array"
+        raise TfptmError(f"{where}: got {'a dict' if isinstance(x, dict) else 'one array'}; model {model.name!r} takes {wanted}")
+    named = x if isinstance(x, dict) else {spec.name: x}
+    for name, s in (spec.items() if isinstance(spec, dict) else [(spec.name, spec)]):
+        if name not in named:
+            raise TfptmError(f"{where}: no input {name!r}; model {model.name!r} takes {sorted(spec)}")
+        value, wanted = named[name], tuple(s.shape[1:])
+        shape = tuple(value.shape[1:])
+        if len(shape) != len(wanted) or any(w is not None and w != d for w, d in zip(wanted, shape)):
+            shown = ", ".join("any" if w is None else str(w) for w in wanted)
+            raise TfptmError(f"{where}: examples of shape {shape} for input {name!r}; model {model.name!r} takes ({shown})")
+        text = value.dtype.kind in "OUS"
+        if text != (s.dtype == tf.string):
+            raise TfptmError(f"{where}: input {name!r} holds {'text' if text else 'numbers'}; model {model.name!r} takes "
+                             f"{'text' if s.dtype == tf.string else s.dtype.name}")
+
+
 def class_names_or_default(model, class_names):
     """`class_names` checked against the model's output width, or "0".."n-1"."""
     units = num_classes(model)
