@@ -71,3 +71,19 @@ def test_confusion_matrix_counts_match_the_metrics(tmp_path):
     assert metrics["confusion_matrix"] == [[1, 1], [1, 2]]
     write_report(tmp_path, {"metrics": {"model": metrics}, "artifacts": {}, "parity": {}})
     assert (tmp_path / "confusion_matrix.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_multilabel_and_regression_get_their_own_tables_and_plots(tmp_path):
+    from tfptm.evaluation import multilabel_metrics, regression_metrics
+
+    multilabel = multilabel_metrics([[1, 0, 1], [0, 1, 1]], [[0.9, 0.1, 0.7], [0.2, 0.4, 0.8]], ["cat", "dog", "sun"])
+    regression = regression_metrics([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.3, 3.8])
+    for metrics, plot, heading in ((multilabel, "per_label_f1.png", "| model | subset accuracy | F1 (micro)"),
+                                   (regression, "residuals.png", "| model | MAE | RMSE | R² |")):
+        run_dir = tmp_path / metrics["task"]
+        run_dir.mkdir()
+        written = write_report(run_dir, {"metrics": {"model": metrics}})
+        report = (run_dir / "report.md").read_text()
+        assert plot in [p.name for p in written] and heading in report and "| accuracy |" not in report
+        assert "confusion_matrix.png" not in [p.name for p in written] and "nan" not in report
+    assert "| dog | 0.000 | 0.000 | 0.000 | 1 |" in (tmp_path / "multilabel" / "report.md").read_text()

@@ -27,14 +27,18 @@ from tfptm.files import write_bytes_atomic, write_text_atomic
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
+PER_LABEL_FILE = "per_label_f1.png"
+RESIDUALS_FILE = "residuals.png"
 
 
 def write_report(run_dir, summary, history=None, model=None, title="tfptm run", primary=None, final_dir=None):
-    """Writes `report.md` (and `curves.png`, `confusion_matrix.png` when there is data for them) into `run_dir`.
+    """Writes `report.md` (and `curves.png`, `confusion_matrix.png`, `per_label_f1.png` for multilabel,
+    `residuals.png` for regression, when there is data for them) into `run_dir`.
 
     Args:
         summary: the `summary.json` dict: `metrics` (model name -> metrics from
-            `classification_metrics`), `artifacts`, `parity` and optional `sizes` (bytes).
+            `tfptm.evaluate`: classification, multilabel or regression; each
+            task gets its own table), `artifacts`, `parity` and optional `sizes` (bytes).
         history: per-epoch lists as `tfptm.finetune` returns them (a `"stage"`
             list marks the stages on the curves).
         model: the Keras model, for parameter counts (trainable and frozen).
@@ -56,6 +60,17 @@ def write_report(run_dir, summary, history=None, model=None, title="tfptm run", 
         lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
                   for name, m in main["per_class"].items()]
         lines.append("")
+    if main.get("per_label"):
+        lines += [f"## Per-label scores ({primary}, threshold {main.get('threshold', 0.5)})", "",
+                  "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+                  for name, m in main["per_label"].items()]
+        written.append(_save(run_dir / PER_LABEL_FILE, _per_label_figure(main["per_label"])))
+        lines += ["", f"![per-label F1]({PER_LABEL_FILE})", ""]
+    if main.get("residual_histogram"):
+        written.append(_save(run_dir / RESIDUALS_FILE, _residuals_figure(main["residual_histogram"])))
+        lines += [f"## Residuals ({primary})", "", "Prediction minus truth, over the test set.", "",
+                  f"![residuals]({RESIDUALS_FILE})", ""]
     if main.get("confusion_matrix"):
         written.append(_save(run_dir / CONFUSION_FILE, _confusion_figure(main["confusion_matrix"], list(main.get("per_class", {})))))
         lines += [f"## Confusion matrix ({primary})", "", "Rows: true class; columns: predicted class.", "",
@@ -72,13 +87,32 @@ def write_report(run_dir, summary, history=None, model=None, title="tfptm run", 
     return written
 
 
+# Per task: the columns of its metrics table, as (heading, key).
+_COLUMNS = {
+    "classification": [("accuracy", "accuracy"), ("precision (macro)", "precision_macro"),
+                       ("recall (macro)", "recall_macro"), ("F1 (macro)", "f1_macro")],
+    "multilabel": [("subset accuracy", "subset_accuracy"), ("F1 (micro)", "f1_micro"), ("F1 (macro)", "f1_macro"),
+                   ("Hamming loss", "hamming_loss")],
+    "regression": [("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")],
+}
+
+
+def _kind(metrics):
+    """Which table a model's metrics go in (classification metrics carry no `task`)."""
+    return metrics.get("task") if metrics.get("task") in _COLUMNS else "classification"
+
+
 def _metrics_table(metrics):
-    rows = ["## Metrics", "", "| model | accuracy | precision (macro) | recall (macro) | F1 (macro) | examples |",
-            "|---|---:|---:|---:|---:|---:|"]
-    for name, m in metrics.items():
-        rows.append(f"| {name} | {m.get('accuracy', float('nan')):.3f} | {m.get('precision_macro', float('nan')):.3f} | "
-                    f"{m.get('recall_macro', float('nan')):.3f} | {m.get('f1_macro', float('nan')):.3f} | {m.get('num_examples', '')} |")
-    return rows + [""]
+    rows = ["## Metrics", ""]
+    for task, columns in _COLUMNS.items():
+        models = {name: m for name, m in metrics.items() if _kind(m) == task}
+        if not models:
+            continue
+        rows += ["| model | " + " | ".join(h for h, _ in columns) + " | examples |", "|---|" + "---:|" * (len(columns) + 1)]
+        rows += [f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for _, k in columns) + f" | {m.get('num_examples', '')} |"
+                 for name, m in models.items()]
+        rows.append("")
+    return rows
 
 
 def parameter_counts(model):
@@ -170,6 +204,26 @@ def _confusion_figure(matrix, class_names):
         threshold = matrix.max() / 2 if matrix.size else 0
         for (i, j), count in np.ndenumerate(matrix):
             axes.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black", fontsize=8)
+    return figure
+
+
+def _per_label_figure(per_label):
+    names = list(per_label)
+    figure = _figure(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
+    axes = figure.add_subplot()
+    axes.bar(range(len(names)), [per_label[n]["f1"] for n in names])
+    axes.set(xticks=range(len(names)), ylim=(0, 1), ylabel="F1", title="F1 per label")
+    axes.set_xticklabels(names, rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    return figure
+
+
+def _residuals_figure(histogram):
+    edges, counts = np.asarray(histogram["edges"]), np.asarray(histogram["counts"])
+    figure = _figure(figsize=(5, 3.5))
+    axes = figure.add_subplot()
+    axes.bar(edges[:-1], counts, width=np.diff(edges), align="edge")
+    axes.axvline(0.0, color="grey", linestyle="--", linewidth=0.8)
+    axes.set(xlabel="prediction - truth", ylabel="examples", title="residuals")
     return figure
 
 

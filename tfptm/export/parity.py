@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfptm.data.arrays import check_arrays
 from tfptm.errors import TfptmError
-from tfptm.evaluation.metrics import predict_classes
+from tfptm.evaluation.metrics import predict_classes, task_of
 from tfptm.export.litert import run_tflite
 from tfptm.export.signatures import check_inputs
 
@@ -49,7 +49,10 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
 
     Reports top-1 agreement, the largest probability difference and, when
     labels `y` are given, the accuracy of both and its delta. `ok` is true when
-    top-1 agreement reaches `min_agreement`.
+    top-1 agreement reaches `min_agreement`. Agreement follows the head's task
+    (`tfptm.evaluation.task_of`): the same class (multiclass, binary), the same
+    set of labels at 0.5 (multilabel), or values within 1% of Keras's
+    (regression; accuracies are then not reported).
     """
     x = checked_inputs(model, x, "check_tflite")
     if y is not None:
@@ -58,8 +61,9 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
             raise TfptmError(f"check_tflite: {len(y)} labels for a different number of inputs")
     lite = run_tflite(path, x, num_threads=num_threads)
     expected = model.predict(x, verbose=0)
-    lite_ids, keras_ids = predict_classes(lite), predict_classes(expected)
-    agreement = float(np.mean(lite_ids == keras_ids))
+    task = task_of(model)
+    lite_ids, keras_ids = _decisions(task, lite, expected), _decisions(task, expected, expected)
+    agreement = float(np.mean([np.array_equal(a, b) for a, b in zip(lite_ids, keras_ids)]))
     report = {
         "top1_agreement": agreement,
         "max_prob_diff": float(np.max(np.abs(lite - expected))),
@@ -67,11 +71,21 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
         "num_examples": int(len(lite)),
         "ok": agreement >= min_agreement,
     }
-    if y is not None:
+    if y is not None and task in ("multiclass", "binary"):
         report["keras_accuracy"] = float(np.mean(keras_ids == y))
         report["tflite_accuracy"] = float(np.mean(lite_ids == y))
         report["accuracy_delta"] = report["tflite_accuracy"] - report["keras_accuracy"]
     return report
+
+
+def _decisions(task, outputs, reference):
+    """Per example, what must agree: a class id, a 0/1 label vector, or values rounded to 1% of the Keras scale."""
+    if task == "multilabel":
+        return (np.asarray(outputs) >= 0.5).astype(int)
+    if task == "regression":
+        scale = 0.01 * (1.0 + np.abs(np.asarray(reference)))
+        return np.abs(np.asarray(outputs) - np.asarray(reference)) <= scale  # all True where they agree
+    return predict_classes(outputs)
 
 
 def checked_inputs(model, x, where):

@@ -9,7 +9,7 @@ Example:
 import numpy as np
 
 import tfptm
-from tfptm.evaluation.metrics import classification_metrics, predict_classes
+from tfptm.evaluation.metrics import task_metrics, task_of
 
 
 def make_head(head, num_classes):
@@ -42,15 +42,14 @@ def check_input_shape(model, sample_shape):
 
 
 def evaluate(model, data):
-    """Test-set classification metrics of `model`: `tfptm.evaluate` on test arrays, else over the test pipeline."""
+    """Test-set metrics of `model` for its head's task: `tfptm.evaluate` on test arrays, else over the test pipeline."""
     if data.x_test is not None:
         return tfptm.evaluate(model, data.x_test, data.y_test, data.class_names)
-    probabilities, labels = [], []
+    outputs, labels = [], []
     for x, y in data.test:
-        probabilities.append(np.asarray(model.predict_on_batch(x)))
+        outputs.append(np.asarray(model.predict_on_batch(x)))
         labels.append(y.numpy())
-    return classification_metrics(np.concatenate(labels), predict_classes(np.concatenate(probabilities)),
-                                  data.class_names)
+    return task_metrics(task_of(model), np.concatenate(labels), np.concatenate(outputs), data.class_names)
 
 
 def backbone_args(recipe):
