@@ -60,14 +60,16 @@ def test_mobilenet_v3_includes_its_own_preprocessing():
     assert [block for block, _ in tfptm.backbones.blocks(backbone)][:3] == ["stem", "expanded_conv", "expanded_conv_1"]
 
 
-def test_imagenet_without_cached_file_fails_fast(monkeypatch, tmp_path):
+def test_imagenet_without_cached_file_fails_fast_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(applications, "keras_home", lambda: str(tmp_path))
+    monkeypatch.setenv("TFPTM_OFFLINE", "1")
     started = time.monotonic()
     with pytest.raises(tfptm.TfptmError) as error:
         tfptm.backbones.get("resnet50", weights="imagenet")
     message = str(error.value)
     assert time.monotonic() - started < 5 and "\n" not in message
-    assert os.path.join(str(tmp_path), "models", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") in message
+    assert os.path.join(str(tmp_path), "models") in message and "TFPTM_OFFLINE=1" in message
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
     assert "weights='/path/to/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5'" in message
     assert applications.imagenet_weights_path("mobilenet_v2", (160, 160, 3)).endswith("_1.0_160_no_top.h5")
     assert applications.imagenet_weights_path("mobilenet_v2", SHAPE).endswith("_1.0_224_no_top.h5")
@@ -83,12 +85,22 @@ def _save_like_keras_imagenet_file(model, path):
         legacy_h5_format.save_weights_to_hdf5_group(file, model)
 
 
+def _cache_as_keras_would(monkeypatch, name, model, path):
+    """Writes a stand-in for Keras's ImageNet file and makes it the one whose MD5 tfptm expects."""
+    import dataclasses
+
+    _save_like_keras_imagenet_file(model, path)
+    spec = dataclasses.replace(applications.SPECS[name], weights_md5=applications._md5(path))
+    monkeypatch.setitem(applications.SPECS, name, spec)
+
+
 def test_imagenet_from_keras_cache_and_local_files(monkeypatch, tmp_path):
     monkeypatch.setattr(applications, "keras_home", lambda: str(tmp_path))
     source = tfptm.backbones.get("mobilenet_v3_small", input_shape=SHAPE)
     cached = applications.imagenet_weights_path("mobilenet_v3_small")
     assert cached == str(tmp_path / "models" / "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5")
-    _save_like_keras_imagenet_file(source, cached)
+    _cache_as_keras_would(monkeypatch, "mobilenet_v3_small", source, cached)
+    monkeypatch.setenv("TFPTM_OFFLINE", "1")  # a cached file with the right hash loads without any request
     for weights in ("imagenet", cached):
         loaded = tfptm.backbones.get("mobilenet_v3_small", input_shape=SHAPE, weights=weights)
         np.testing.assert_allclose(loaded(_pixels()), source(_pixels()), rtol=1e-5, atol=1e-5)
@@ -108,7 +120,7 @@ def test_efficientnet_imagenet_file_gets_the_imagenet_std_rescaling(monkeypatch,
     # path; tfptm loads both by path and adds it, which equals folding it into the variance.
     monkeypatch.setattr(applications, "keras_home", lambda: str(tmp_path))
     source = tfptm.backbones.get("efficientnet_b0", input_shape=SHAPE)
-    _save_like_keras_imagenet_file(source, applications.imagenet_weights_path("efficientnet_b0"))
+    _cache_as_keras_would(monkeypatch, "efficientnet_b0", source, applications.imagenet_weights_path("efficientnet_b0"))
     loaded = tfptm.backbones.get("efficientnet_b0", input_shape=SHAPE, weights="imagenet")
     kinds = [type(layer).__name__ for layer in loaded.layers]
     assert loaded.layers[kinds.index("Normalization") + 1].name == "imagenet_std_rescaling"

@@ -83,6 +83,7 @@ OFFLINE_HANDLES = ["kaggle://x/y", "hf://x/y", "bert_tiny_en_uncased", "kaggle:/
 @pytest.mark.parametrize("handle", OFFLINE_HANDLES)
 def test_remote_handles_fail_fast_offline(handle, tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("TFPTM_OFFLINE", "1")
     started = time.monotonic()
     with pytest.raises(tfptm.TfptmError) as error:
         tfptm.backbones.get(handle)
@@ -102,13 +103,21 @@ def test_handle_matching_and_unknown_names(tmp_path):
         tfptm.backbones.get(str(tmp_path))
 
 
-def test_cached_kaggle_handle_resolves_to_the_newest_version(tmp_path, monkeypatch):
+def test_offline_kaggle_handles_resolve_through_kagglehubs_cache(tmp_path, monkeypatch):
+    # A cache as kagglehub.model_download(handle, "config.json") leaves it: the file and its completion marker.
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
-    variation = tmp_path / "models" / "keras" / "bert" / "keras" / "bert_tiny_en_uncased"
-    for version in ("2", "10"):
-        (variation / version).mkdir(parents=True)
-        (variation / version / "config.json").write_text("{}")
-    assert presets.local_preset_dir("kaggle://keras/bert/keras/bert_tiny_en_uncased") == str(variation / "10")
-    assert presets.local_preset_dir("kaggle://keras/bert/keras/bert_tiny_en_uncased/2") == str(variation / "2")
-    with pytest.raises(tfptm.TfptmError, match="bert_tiny_en_uncased/3"):  # the preset pins a version not cached
+    monkeypatch.setenv("TFPTM_OFFLINE", "1")
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+
+    handle = parse_model_handle("keras/bert/keras/bert_tiny_en_uncased/2")
+    path = Cache().get_path(handle, "config.json")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("{}")
+    Cache().mark_as_complete(handle, "config.json")
+    assert presets.local_preset_dir("kaggle://keras/bert/keras/bert_tiny_en_uncased/2") == os.path.dirname(path)
+    with pytest.raises(tfptm.TfptmError, match="not in the cache .*TFPTM_OFFLINE=1.*with a /VERSION"):
+        presets.local_preset_dir("kaggle://keras/bert/keras/bert_tiny_en_uncased")  # the newest version needs the network
+    with pytest.raises(tfptm.TfptmError, match="KerasHub preset 'bert_tiny_en_uncased'"):  # it pins a version not cached
         presets.local_preset_dir("bert_tiny_en_uncased")

@@ -10,18 +10,24 @@ style): the Keras constructor, the preprocessing mode, the default input size
 it was trained at and the ImageNet weights file Keras would use.
 
 Weights are `None` (random), `"imagenet"` or a path to a local weights file.
-tfptm never downloads: `"imagenet"` loads Keras's cached file from
-`$KERAS_HOME/models` (default `~/.keras/models`) and otherwise raises one
-`TfptmError` naming the file to copy there, or to pass as `weights=PATH`.
+`"imagenet"` downloads Keras's file with `keras.utils.get_file` and its MD5
+check into `$KERAS_HOME/models` (default `~/.keras/models`), from
+`TFPTM_KERAS_WEIGHTS_URL` (default Keras's own storage) so a mirror can stand
+in; a failed download leaves nothing in that cache. Offline
+(`TFPTM_OFFLINE=1`) only the cached file loads, else one `TfptmError` names
+the file to copy there, or to pass as `weights=PATH`.
 """
 
 import dataclasses
+import hashlib
 import math
 import os
+import tempfile
 
 import keras
 from keras.src.backend.config import keras_home  # where keras.utils.get_file caches (no public accessor)
 
+from tfptm import downloads
 from tfptm.backbones.registry import BACKBONE_NAME, register
 from tfptm.errors import TfptmError, one_line
 
@@ -90,6 +96,8 @@ class ApplicationSpec:
         weights_file: the ImageNet no-top file Keras caches under
             `$KERAS_HOME/models`; `{rows}` stands for the MobileNetV2 size.
         title: a readable model name.
+        weights_dir: where the file lies under `WEIGHTS_URL`, as in Keras's source.
+        weights_md5: its MD5, as Keras checks it (`None`: Keras has none).
     """
 
     name: str
@@ -98,6 +106,8 @@ class ApplicationSpec:
     input_size: int
     weights_file: str
     title: str
+    weights_dir: str
+    weights_md5: str | None
 
     @property
     def default_input_shape(self):
@@ -106,28 +116,39 @@ class ApplicationSpec:
 
 _KERAS_FILE = "{}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 _MOBILENET_V3_FILE = "weights_mobilenet_v3_{}_224_1.0_float_no_top_v2.h5"
+_APPS = "tensorflow/keras-applications/"
+# Where Keras downloads ImageNet files from; set TFPTM_KERAS_WEIGHTS_URL to a mirror with the same layout.
+WEIGHTS_URL = "https://storage.googleapis.com/"
+WEIGHTS_URL_ENV = "TFPTM_KERAS_WEIGHTS_URL"
 
 SPECS = {
     spec.name: spec
     for spec in (
-        ApplicationSpec("resnet50", "ResNet50", "caffe", 224, _KERAS_FILE.format("resnet50"), "ResNet-50"),
-        ApplicationSpec("resnet101", "ResNet101", "caffe", 224, _KERAS_FILE.format("resnet101"), "ResNet-101"),
-        ApplicationSpec("vgg16", "VGG16", "caffe", 224, _KERAS_FILE.format("vgg16"), "VGG-16"),
-        ApplicationSpec("vgg19", "VGG19", "caffe", 224, _KERAS_FILE.format("vgg19"), "VGG-19"),
+        ApplicationSpec("resnet50", "ResNet50", "caffe", 224, _KERAS_FILE.format("resnet50"), "ResNet-50",
+                        _APPS + "resnet/", "4d473c1dd8becc155b73f8504c6f6626"),
+        ApplicationSpec("resnet101", "ResNet101", "caffe", 224, _KERAS_FILE.format("resnet101"), "ResNet-101",
+                        _APPS + "resnet/", "88cf7a10940856eca736dc7b7e228a21"),
+        ApplicationSpec("vgg16", "VGG16", "caffe", 224, _KERAS_FILE.format("vgg16"), "VGG-16",
+                        _APPS + "vgg16/", "6d6bbae143d832006294945121d1f1fc"),
+        ApplicationSpec("vgg19", "VGG19", "caffe", 224, _KERAS_FILE.format("vgg19"), "VGG-19",
+                        _APPS + "vgg19/", "253f8cb515780f3b799900260a226db6"),
         ApplicationSpec(
             "mobilenet_v2", "MobileNetV2", "tf", 224,
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5", "MobileNetV2 1.0",
+            _APPS + "mobilenet_v2/", None,
         ),
-        ApplicationSpec(
-            "mobilenet_v3_small", "MobileNetV3Small", None, 224, _MOBILENET_V3_FILE.format("small"), "MobileNetV3-Small"
-        ),
-        ApplicationSpec(
-            "mobilenet_v3_large", "MobileNetV3Large", None, 224, _MOBILENET_V3_FILE.format("large"), "MobileNetV3-Large"
-        ),
-        ApplicationSpec("efficientnet_b0", "EfficientNetB0", None, 224, "efficientnetb0_notop.h5", "EfficientNet-B0"),
-        ApplicationSpec("efficientnet_b1", "EfficientNetB1", None, 240, "efficientnetb1_notop.h5", "EfficientNet-B1"),
-        ApplicationSpec("efficientnet_b2", "EfficientNetB2", None, 260, "efficientnetb2_notop.h5", "EfficientNet-B2"),
-        ApplicationSpec("efficientnet_b3", "EfficientNetB3", None, 300, "efficientnetb3_notop.h5", "EfficientNet-B3"),
+        ApplicationSpec("mobilenet_v3_small", "MobileNetV3Small", None, 224, _MOBILENET_V3_FILE.format("small"),
+                        "MobileNetV3-Small", _APPS + "mobilenet_v3/", "d3e8ec802a04aa4fc771ee12a9a9b836"),
+        ApplicationSpec("mobilenet_v3_large", "MobileNetV3Large", None, 224, _MOBILENET_V3_FILE.format("large"),
+                        "MobileNetV3-Large", _APPS + "mobilenet_v3/", "07fb09a5933dd0c8eaafa16978110389"),
+        ApplicationSpec("efficientnet_b0", "EfficientNetB0", None, 224, "efficientnetb0_notop.h5", "EfficientNet-B0",
+                        "keras-applications/", "50bc09e76180e00e4465e1a485ddc09d"),
+        ApplicationSpec("efficientnet_b1", "EfficientNetB1", None, 240, "efficientnetb1_notop.h5", "EfficientNet-B1",
+                        "keras-applications/", "74c4e6b3e1f6a1eea24c589628592432"),
+        ApplicationSpec("efficientnet_b2", "EfficientNetB2", None, 260, "efficientnetb2_notop.h5", "EfficientNet-B2",
+                        "keras-applications/", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+        ApplicationSpec("efficientnet_b3", "EfficientNetB3", None, 300, "efficientnetb3_notop.h5", "EfficientNet-B3",
+                        "keras-applications/", "af6d107764bb5b1abb91932881670226"),
     )
 }
 
@@ -135,8 +156,8 @@ SPECS = {
 def imagenet_weights_path(name, input_shape=None):
     """Where Keras caches the ImageNet no-top weights of backbone `name`.
 
-    The file may not exist: tfptm never downloads it. Copy it there (or pass
-    its path as `weights=`) on a machine without network access.
+    The file may not exist yet: `weights="imagenet"` downloads it there
+    (`imagenet_weights`). Offline, copy it there or pass its path as `weights=`.
 
     Example:
     >>> os.path.basename(imagenet_weights_path("vgg16"))
@@ -203,20 +224,11 @@ def _spec(name):
 
 
 def _weights_file(name, weights, input_shape):
-    """The weights file to load (`"imagenet"` is Keras's cached file), or `None` for random weights.
-
-    Keras is never handed `"imagenet"`: it would download a missing or outdated file.
-    """
+    """The weights file to load (`"imagenet"`: Keras's file, downloaded once), or `None` for random weights."""
     if weights is None:
         return None
     if weights == "imagenet":
-        path = imagenet_weights_path(name, input_shape)
-        if not os.path.isfile(path):
-            raise TfptmError(
-                f"{name}: ImageNet weights are not in the Keras cache ({path}) and tfptm does not download; "
-                f"copy Keras's file {os.path.basename(path)} there, or pass weights='/path/to/{os.path.basename(path)}'"
-            )
-        return path
+        return imagenet_weights(name, input_shape)
     if not isinstance(weights, (str, os.PathLike)):
         raise TfptmError(f"{name}: weights is {weights!r}; expected None, 'imagenet' or the path of a weights file")
     if not os.path.isfile(weights):
@@ -224,6 +236,46 @@ def _weights_file(name, weights, input_shape):
             f"{name}: weights file {os.fspath(weights)!r} does not exist; expected None, 'imagenet' or a weights file"
         )
     return os.fspath(weights)
+
+
+def imagenet_weights(name, input_shape=None):
+    """The path of backbone `name`'s ImageNet no-top file, downloaded by `keras.utils.get_file` when missing.
+
+    The file comes from `TFPTM_KERAS_WEIGHTS_URL` (default Keras's storage)
+    with Keras's MD5 check, into a staging directory inside Keras's cache, and
+    is moved into place only when complete and verified: a network error, a
+    404, a truncated file or a wrong hash raises one `TfptmError` and leaves
+    nothing in the cache. A cached file is used without any request (and
+    re-downloaded if its hash is wrong). Offline (`TFPTM_OFFLINE=1`) a missing
+    file is an error at once.
+    """
+    spec = _spec(name)
+    path = imagenet_weights_path(name, input_shape)
+    cache, file_name = os.path.split(path)
+    provide = f"copy Keras's file {file_name} there, or pass weights='/path/to/{file_name}'"
+    if os.path.isfile(path) and spec.weights_md5 in (None, _md5(path)):
+        return path
+    what = f"{name}: ImageNet weights {file_name!r}"
+    if downloads.offline():
+        raise downloads.not_cached(what, cache, provide)
+    origin = os.environ.get(WEIGHTS_URL_ENV, WEIGHTS_URL).rstrip("/") + "/" + spec.weights_dir + file_name
+    os.makedirs(cache, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".partial-", dir=cache) as staging:
+        try:
+            fetched = keras.utils.get_file(file_name, origin, file_hash=spec.weights_md5, hash_algorithm="md5",
+                                           cache_dir=staging, cache_subdir="")
+        except Exception as error:  # Keras raises a bare Exception for HTTP and URL errors, ValueError for a bad hash
+            raise downloads.failed(f"{what} from {origin}", cache, error, provide) from None
+        os.replace(fetched, path)
+    return path
+
+
+def _md5(path):
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load_weights_file(name, model, path):

@@ -11,8 +11,9 @@ carries a clean name, so any Keras optimizer trains the module in place.
 Handles are resolved by `resolve`:
 
 - `https://tfhub.dev/...` and `https://www.kaggle.com/models/...`, through
-  tensorflow_hub's download cache (`TFHUB_CACHE_DIR`); offline, only what
-  is already cached loads;
+  tensorflow_hub's download cache (`TFHUB_CACHE_DIR`; `pip install
+  'tfptm[tfhub]'`); offline (`TFPTM_OFFLINE=1`, or the hub unreachable),
+  only what is already cached loads;
 - a local directory holding a TF2 SavedModel, or a `file://` URL of one;
 - a local `.tar.gz` / `.tgz` of a SavedModel, checked member by member and
   extracted once into the same cache (optionally pinned with `sha256=`).
@@ -33,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import keras
 import tensorflow as tf
 
+from tfptm import downloads
 from tfptm.backbones.registry import BACKBONE_NAME, register_handle_source
 from tfptm.errors import TfptmError
 from tfptm.files import staged_directory
@@ -127,22 +129,28 @@ def _is_saved_model(directory):
 
 
 def _cache_dir():
-    from tensorflow_hub import resolver  # imports tf_keras, so only when a cache is needed
+    try:
+        from tensorflow_hub import resolver  # imports tf_keras, so only when a cache is needed
+    except ModuleNotFoundError:
+        raise TfptmError("TF Hub URLs and archives need tensorflow_hub; install it with pip install 'tfptm[tfhub]' "
+                         f"(or pip install tensorflow-hub), or {_LOCAL_HINT.replace(' (or a .tar.gz of one)', '')}") from None
 
     return Path(resolver.tfhub_cache_dir(use_temp=True))
 
 
 def _download(url):
     """The cached directory of a hub URL, downloading it through tensorflow_hub when online."""
+    cache = _cache_dir()
     from tensorflow_hub import compressed_module_resolver
 
-    cache = _cache_dir()
     # tensorflow_hub caches a URL under the SHA-1 of its text and returns a
     # cached entry without touching the network.
     cached = cache / hashlib.sha1(url.encode("utf8")).hexdigest()
     if cached.is_dir() and any(cached.iterdir()):
         return cached
     host = urllib.parse.urlparse(url).hostname
+    if downloads.offline():
+        raise downloads.not_cached(repr(url), repr(str(cache)) + " (TFHUB_CACHE_DIR)", _LOCAL_HINT)
     if not _reachable(host):
         raise TfptmError(
             f"Cannot download {url!r} offline ({host} is unreachable) and it is not in the TF Hub cache "

@@ -1,13 +1,14 @@
-"""Backbones from KerasHub presets, loaded from local directories only.
+"""Backbones from KerasHub presets: local directories, `hf://` and `kaggle://` handles, preset names.
 
 A preset is a directory in KerasHub's own format (`config.json`,
 `metadata.json` and weights, as `backbone.save_to_preset(dir)` writes it) or
 in Hugging Face Transformers format (`config.json`, `model.safetensors` and
 the tokenizer files) for the architectures KerasHub converts, e.g. BERT.
 Handles `kaggle://owner/model/framework/variation[/version]`, `hf://org/model`
-and KerasHub preset names (`bert_tiny_en_uncased`, see `preset_names()`) load
-only when KaggleHub or the Hugging Face Hub has already cached them: tfptm
-never downloads, and fails at once with one `TfptmError` otherwise.
+and KerasHub preset names (`bert_tiny_en_uncased`, see `preset_names()`)
+download through KerasHub's `from_preset` (huggingface_hub and kagglehub, into
+their own caches). Offline (`TFPTM_OFFLINE=1`, `HF_HUB_OFFLINE=1`) they load
+from those caches only, and otherwise fail at once with one `TfptmError`.
 
 `load_preset` returns the backbone as a functional `keras.Model` named
 `"backbone"` together with the preset's text preprocessor, so text pipelines
@@ -19,12 +20,13 @@ import re
 
 import keras
 
+from tfptm import downloads
 from tfptm.backbones.registry import BACKBONE_NAME, register_handle_source
 from tfptm.errors import TfptmError, one_line
 
 PRESET_FILES = ("config.json", "metadata.json")
-KAGGLE_PREFIX = "kaggle://"
-HF_PREFIX = "hf://"
+KAGGLE_PREFIX = downloads.KAGGLE_PREFIX
+HF_PREFIX = downloads.HF_PREFIX
 DEFAULT_OUTPUT = "sequence_output"
 
 # "model.keras" or "weights.h5" name files, never presets ("llama3.2_1b" has digits after its dot).
@@ -36,8 +38,8 @@ def load_preset(handle, output=DEFAULT_OUTPUT, sequence_length=None, **kwargs):
 
     Args:
         handle: a preset directory (KerasHub or Hugging Face format), or a
-            `kaggle://`, `hf://` handle or KerasHub preset name already in the
-            local KaggleHub / Hugging Face cache.
+            `kaggle://`, `hf://` handle or KerasHub preset name (downloaded
+            into the KaggleHub / Hugging Face cache; offline, read from it).
         output: which output of a multi-output backbone is the features, e.g.
             BERT's `"sequence_output"` (default; per token, for
             `Head(pooling="first")`) or `"pooled_output"`.
@@ -80,30 +82,33 @@ def load(handle, output=DEFAULT_OUTPUT, **kwargs):
 
 
 def local_preset_dir(handle):
-    """The local directory that preset `handle` loads from, without any download.
+    """What KerasHub's `from_preset` loads `handle` from, after checking it can get there.
 
-    Directories are returned as they are; remote handles and preset names
-    resolve to their KaggleHub or Hugging Face cache directory, or raise one
-    `TfptmError` that says how to get them there.
+    A directory is returned as it is. A remote handle (`hf://`, `kaggle://`,
+    a KerasHub preset name) is returned as it is once its `config.json` has
+    arrived through KerasHub's own download (huggingface_hub, kagglehub); in
+    offline mode (`TFPTM_OFFLINE=1`, `HF_HUB_OFFLINE=1`) its cached directory
+    is returned instead, or one `TfptmError` says it is not cached.
 
     Example:
+    >>> import os
+    >>> os.environ["TFPTM_OFFLINE"] = "1"
     >>> local_preset_dir("hf://no-such-org/no-such-model")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    tfptm.errors.TfptmError: Hugging Face model 'no-such-org/no-such-model' is not in the local Hugging Face cache ...
+    tfptm.errors.TfptmError: Hugging Face model 'no-such-org/no-such-model' is not in the cache ... and downloads are off (TFPTM_OFFLINE=1); ...
+    >>> del os.environ["TFPTM_OFFLINE"]
     """
     handle = os.fspath(handle)
-    if handle.startswith(KAGGLE_PREFIX):
-        return _kaggle_cache_dir(handle)
-    if handle.startswith(HF_PREFIX):
-        return _hf_cache_dir(handle)
+    if handle.startswith((KAGGLE_PREFIX, HF_PREFIX)):
+        return _remote(handle, handle)
     if os.path.isdir(handle):
         return handle
     if os.path.exists(handle):
         raise TfptmError(f"Preset {handle!r} is a file; expected a preset directory with {' or '.join(PRESET_FILES)}")
     presets = _keras_hub_presets()
     if handle in presets:
-        return _kaggle_cache_dir(presets[handle]["kaggle_handle"], name=handle)
+        return _remote(handle, presets[handle]["kaggle_handle"])
     raise TfptmError(
         f"Preset {handle!r} is neither a directory nor a KerasHub preset name; expected a directory with "
         f"{' or '.join(PRESET_FILES)}, {KAGGLE_PREFIX}owner/model/framework/variation[/version], {HF_PREFIX}org/model "
@@ -127,47 +132,42 @@ def _keras_hub_presets():
     return keras_hub.models.Backbone.presets
 
 
-def _kaggle_cache_dir(handle, name=None):
-    """KaggleHub's cache directory for a `kaggle://` model handle (the newest cached version if none is given)."""
-    label = f"KerasHub preset {name!r} ({handle})" if name else f"Kaggle model {handle!r}"
-    parts = handle[len(KAGGLE_PREFIX) :].strip("/").split("/")
-    if len(parts) not in (4, 5) or not all(parts) or (len(parts) == 5 and not parts[4].isdigit()):
-        raise TfptmError(
-            f"Kaggle handle {handle!r} is malformed; expected {KAGGLE_PREFIX}owner/model/framework/variation[/version]"
-        )
-    cache = os.environ.get("KAGGLEHUB_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kagglehub"))
-    variation = os.path.join(cache, "models", *parts[:4])
-    versions = [parts[4]] if len(parts) == 5 else sorted((v for v in _listdir(variation) if v.isdigit()), key=int)
-    directory = os.path.join(variation, versions[-1]) if versions else variation
-    if not os.path.isfile(os.path.join(directory, PRESET_FILES[0])):
-        download = "/".join(parts)
-        raise TfptmError(
-            f"{label} is not in the local KaggleHub cache ({directory}) and tfptm does not download; "
-            f"run kagglehub.model_download({download!r}) where there is network, then pass that directory"
-        )
-    return directory
+def _remote(handle, resolved):
+    """`handle` once KerasHub has fetched its config.json; offline, its cached directory (`resolved`: hf:// or kaggle://)."""
+    source = "hf" if resolved.startswith(HF_PREFIX) else "kaggle"
+    what, cache = _describe(handle, resolved)
+    if downloads.offline(source):
+        directory = downloads.cached_dir(resolved)
+        if directory is None:
+            raise downloads.not_cached(what, cache, _provide(resolved), source)
+        return directory
+    from keras_hub.src.utils.preset_utils import get_file  # from_preset's own download, every scheme
+
+    try:
+        get_file(handle, PRESET_FILES[0])
+    except ModuleNotFoundError as error:
+        raise TfptmError(f"{what} needs the Python package {error.name!r}; install it with pip install {error.name}") from None
+    except Exception as error:  # huggingface_hub, kagglehub, httpx and requests each raise their own types
+        raise downloads.failed(what, cache, error, _provide(resolved)) from None
+    return handle
 
 
-def _hf_cache_dir(handle):
-    """The Hugging Face Hub cache snapshot of an `hf://org/model` handle."""
-    import huggingface_hub
-
-    repo = handle[len(HF_PREFIX) :].strip("/")
-    try:  # reads the local cache only, never the network
-        config = huggingface_hub.try_to_load_from_cache(repo, PRESET_FILES[0])
-    except ValueError:  # huggingface_hub's HFValidationError for an invalid repo id
-        raise TfptmError(f"Hugging Face handle {handle!r} is malformed; expected {HF_PREFIX}org/model") from None
-    if not isinstance(config, str):
-        raise TfptmError(
-            f"Hugging Face model {repo!r} is not in the local Hugging Face cache "
-            f"({huggingface_hub.constants.HF_HUB_CACHE}) and tfptm does not download; "
-            f"run huggingface_hub.snapshot_download({repo!r}) where there is network, then pass that directory"
-        )
-    return os.path.dirname(config)
+def _describe(handle, resolved):
+    if resolved.startswith(HF_PREFIX):
+        what = f"Hugging Face model {downloads.hf_repo(resolved)!r}"
+    else:
+        what = f"Kaggle model {resolved!r}"
+    if handle != resolved:
+        what = f"KerasHub preset {handle!r} ({resolved})"
+    return what, downloads.cache_location(resolved)
 
 
-def _listdir(directory):
-    return os.listdir(directory) if os.path.isdir(directory) else []
+def _provide(resolved):
+    if resolved.startswith(HF_PREFIX):
+        fetch = f"huggingface_hub.snapshot_download({downloads.hf_repo(resolved)!r})"
+    else:
+        fetch = f"kagglehub.model_download({resolved[len(KAGGLE_PREFIX):]!r}) (with a /VERSION to load it offline)"
+    return f"run {fetch} where there is network, or pass a local preset directory"
 
 
 def _features_model(directory, handle, output, kwargs):
@@ -181,6 +181,9 @@ def _features_model(directory, handle, output, kwargs):
             f"Preset {handle!r} needs the Python package {error.name!r}; install it with pip install {error.name}"
         ) from None
     except Exception as error:  # KerasHub raises ValueError, FileNotFoundError, KeyError... for unusable presets.
+        if not os.path.isdir(directory):  # a remote handle: a file failed to download, or the hub's files do not fit
+            raise TfptmError(f"Preset {handle!r} cannot be downloaded or loaded by KerasHub ({one_line(error)}); "
+                             "expected a KerasHub or Hugging Face model of an architecture KerasHub converts") from None
         raise TfptmError(
             f"Preset {handle!r} cannot be loaded by KerasHub ({one_line(error)}); expected a KerasHub preset "
             "written by save_to_preset or a Hugging Face model directory of an architecture KerasHub converts"

@@ -1,10 +1,10 @@
-"""TFDS data sets by name, read from an already-prepared `data_dir`: tfptm never downloads.
+"""TFDS data sets by name: read from `data_dir`, downloaded and prepared there by TFDS when missing.
 
-`tfds.load` would try to download and prepare a missing data set, which on a
-machine without network access hangs or fails deep inside TFDS. Here the
-prepared files are looked up on disk first (`data_dir/name[/config]/version/
-dataset_info.json`) and read with `tfds.builder_from_directory`, which needs no
-network; a data set that is not there is one `TfptmError` saying how to prepare it.
+A prepared data set (`data_dir/name[/config]/version/dataset_info.json`) is
+read with `tfds.builder_from_directory`, which needs no network and works for
+any builder. A missing one is downloaded and prepared by
+`tfds.builder(name, data_dir=...).download_and_prepare()`; in offline mode
+(`TFPTM_OFFLINE=1`) it is one `TfptmError` at once, saying how to prepare it.
 """
 
 import os
@@ -12,6 +12,7 @@ import re
 
 import tensorflow as tf
 
+from tfptm import downloads
 from tfptm.data.loaded import Loaded
 from tfptm.data.pipeline import CACHE_LIMIT_BYTES, finish
 from tfptm.errors import TfptmError, one_line
@@ -30,7 +31,7 @@ def prepared_dir(name, data_dir):
     >>> prepared_dir("mnist", "/nonexistent")
     Traceback (most recent call last):
     ...
-    tfptm.errors.TfptmError: TFDS data set 'mnist' is not prepared in data_dir '/nonexistent' (no /nonexistent/mnist/<version>/dataset_info.json) and tfptm does not download; prepare it where there is network access with `tfds build mnist --data_dir /nonexistent` (or tfds.builder('mnist', data_dir='/nonexistent').download_and_prepare()) and copy the folder here
+    tfptm.errors.TfptmError: TFDS data set 'mnist' is not prepared in data_dir '/nonexistent' (no /nonexistent/mnist/<version>/dataset_info.json); prepare it where there is network access with `tfds build mnist --data_dir /nonexistent` (or tfds.builder('mnist', data_dir='/nonexistent').download_and_prepare()) and copy the folder here
     """
     match = _NAME.match(name) if isinstance(name, str) else None
     if not match:
@@ -51,11 +52,35 @@ def prepared_dir(name, data_dir):
         build = match["name"] + (f"/{match['config']}" if match["config"] else "")
         raise TfptmError(
             f"TFDS data set {name!r} is not prepared in data_dir {data_dir!r} (no {root}/"
-            f"{match['version'] or '<version>'}/dataset_info.json) and tfptm does not download; prepare it where "
+            f"{match['version'] or '<version>'}/dataset_info.json){_downloads_off()}; prepare it where "
             f"there is network access with `tfds build {build} --data_dir {data_dir}` (or tfds.builder("
             f"{build!r}, data_dir={data_dir!r}).download_and_prepare()) and copy the folder here"
         )
     return os.path.join(root, max(versions, key=lambda v: tuple(int(p) for p in v.split("."))))
+
+
+def _downloads_off():
+    return f" and downloads are off ({downloads.switch_name()})" if downloads.offline() else ""
+
+
+def download_and_prepare(name, data_dir):
+    """The prepared directory of `name` under `data_dir`, downloading and preparing it through TFDS if missing.
+
+    Offline, or for a name TFDS does not know, the error of `prepared_dir`.
+    """
+    try:
+        return prepared_dir(name, data_dir)
+    except TfptmError as error:
+        if downloads.offline():
+            raise
+        missing = error
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder(name, data_dir=os.path.expanduser(os.fspath(data_dir))).download_and_prepare()
+    except Exception as error:  # unknown names, network errors, checksum mismatches, manual downloads
+        raise TfptmError(f"{missing} (TFDS could not download it: {one_line(error, 200)})") from None
+    return prepared_dir(name, data_dir)
 
 
 def _versions(directory):
@@ -72,7 +97,8 @@ def tfds_dataset(name, data_dir, split="train", validation_split=None, image_siz
 
     Args:
         name: `"name"`, `"name/config"` or `"name:1.0.0"`; see `prepared_dir`.
-        data_dir: where it was prepared (`tfds build --data_dir`).
+        data_dir: where it is prepared (`tfds build --data_dir`), or is
+            downloaded and prepared by TFDS when missing (not offline).
         split, validation_split: TFDS split strings, slices included
             (`"train[:80%]"`, `"train[80%:]"`); `validation_split=None` for none.
         image_size: `(height, width)` to resize image features to; images
@@ -89,7 +115,7 @@ def tfds_dataset(name, data_dir, split="train", validation_split=None, image_siz
     """
     import tensorflow_datasets as tfds
 
-    directory = prepared_dir(name, data_dir)
+    directory = download_and_prepare(name, data_dir)
     try:
         builder = tfds.builder_from_directory(directory)
     except Exception as error:  # TFDS raises many types for a damaged directory
