@@ -21,6 +21,7 @@ def machine():
     """CPU model, core count, memory, OS and the versions of the libraries that matter."""
     info = {
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": _memory_gib(),
@@ -33,6 +34,18 @@ def machine():
         except Exception:  # not installed, or no __version__: leave it out
             pass
     return info
+
+
+def cpu_flags():
+    """The CPU's vector and matrix instruction sets (avx2, avx512*, amx*, fma...): speeds differ by them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "f16c", "vnni")))
+    except OSError:
+        pass
+    return []
 
 
 def _cpu_model():

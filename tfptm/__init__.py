@@ -19,10 +19,12 @@ _PUBLIC = {
     # name: (module, attribute or None for the module itself)
     "TfptmError": ("tfptm.errors", "TfptmError"),
     "data": ("tfptm.data", None),
+    "datasets": ("tfptm.datasets", None),
     "backbones": ("tfptm.backbones", None),
     "Head": ("tfptm.heads", "Head"),
     "build_model": ("tfptm.build", "build_model"),
     "get_backbone": ("tfptm.build", "get_backbone"),
+    "save_model": ("tfptm.build", "save_model"),
     "training": ("tfptm.training", None),
     "finetune": ("tfptm.training", "finetune"),
     "evaluate": ("tfptm.evaluation", "evaluate"),

@@ -24,7 +24,7 @@ EXAMPLES = {
 
 
 def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Python-side TF logging; the C++ lines: tfptm.native_logs
 
 
 def _quickstart(args):
@@ -65,7 +65,11 @@ def _recipe(args):
     from tfptm.recipes import load_recipe
     from tfptm.recipes.bundled import resolve_recipe_path
 
-    return load_recipe(resolve_recipe_path(args.recipe), args.set)
+    from tfptm.recipes.validate import check_sources
+
+    recipe = load_recipe(resolve_recipe_path(args.recipe), args.set)
+    check_sources(recipe, args.recipe, files=False)  # offline, an uncached hub handle fails here, before TensorFlow
+    return recipe
 
 
 def _print_run(summary):
@@ -142,7 +146,7 @@ def _export(args):
 def _predict(args):
     import json
 
-    inputs = [line for line in sys.stdin.read().splitlines() if line.strip()] if args.inputs == ["-"] else args.inputs
+    inputs = [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()] if args.inputs == ["-"] else args.inputs
     _quiet_tensorflow()
     from tfptm.export import format_predictions, predict
 
@@ -166,7 +170,10 @@ def _recipes(args):
     elif args.action == "check":
         if not args.name:
             raise TfptmError("recipes check: expected a recipe file, e.g. tfptm recipes check my_recipe.yaml")
-        load_recipe(resolve_recipe_path(args.name), args.set)
+        from tfptm.recipes.validate import check_sources
+
+        for line in check_sources(load_recipe(resolve_recipe_path(args.name), args.set), args.name):
+            print(f"  {line}")
         print(f"{args.name}: OK")
     else:
         width = max(map(len, bundled_names()))
@@ -229,7 +236,8 @@ def build_parser():
     quickstart.add_argument("--finetune-epochs", type=_positive_int, help="epochs fine-tuning the unfrozen backbone")
     quickstart.add_argument("--scratch-epochs", type=_positive_int, help="epochs for the from-scratch baseline")
     quickstart.add_argument("--seed", type=int, help="random seed (default: 0)")
-    quickstart.add_argument("--verbose", action="store_true", help="show Keras progress bars for every epoch")
+    quickstart.add_argument("--verbose", action="store_true",
+                            help="show Keras progress bars for every epoch and TensorFlow's C++ log lines")
     quickstart.set_defaults(handler=_quickstart)
 
     def verb(name, help, description):
@@ -240,7 +248,8 @@ def build_parser():
         _set_arg(parser)
         if out:
             parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/NAME-TIMESTAMP)")
-            parser.add_argument("--quiet", action="store_true", help="no Keras progress bars (status lines only)")
+            parser.add_argument("--quiet", action="store_true",
+                                help="no Keras progress bars (status lines and one line per epoch only)")
 
     train = verb("train", "fine-tune (or train) a model as a recipe says; writes a run directory",
                  "Validates the recipe, then: load data, build backbone + head, (pre-train,) fine-tune, evaluate on the "
@@ -327,6 +336,12 @@ def build_parser():
     bench.add_argument("name", nargs="?", metavar="NAME", help="the benchmark to run")
     bench.add_argument("--quick", action="store_true", help="a short run with small sizes")
     bench.set_defaults(handler=_bench)
+    for subparser in verbs.choices.values():
+        subparser.add_argument("--offline", action="store_true",
+                               help="download nothing: only cached models and data load (same as TFPTM_OFFLINE=1)")
+    for name, subparser in verbs.choices.items():
+        if name != "quickstart":  # its --verbose also shows Keras's progress bars
+            subparser.add_argument("--verbose", action="store_true", help="also show TensorFlow's C++ log lines")
     return parser
 
 
@@ -343,6 +358,12 @@ def _version():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if argv is None and not args.verbose:  # a real command line (not a Python caller): TF's C++ lines are noise
+        from tfptm.native_logs import filter_native_logs
+
+        filter_native_logs()
+    if args.offline:
+        os.environ["TFPTM_OFFLINE"] = "1"  # before anything is imported or downloaded
     try:
         return args.handler(args)
     except TfptmError as error:

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfptm.data.arrays import check_arrays
 from tfptm.data.pipeline import finish
+from tfptm.data.sequences import predict_by_length
 from tfptm.errors import TfptmError
 
 LOGITS_LAYER = "head_logits"
@@ -283,6 +284,9 @@ def _metric(metric):
 def teacher_outputs(teacher, x, hint_layer=None, batch_size=256):
     """Runs `teacher` once over `x` (batched, inference mode) and returns its outputs as NumPy arrays.
 
+    Token arrays padded at the end are run length-aware
+    (`tfptm.data.sequences.predict_by_length`), in the order given.
+
     Returns `{"teacher_logits": ...}`, plus `"teacher_features"` (the output
     of the top-level layer `hint_layer`) when asked: the targets dict a
     `Distiller` reads instead of running the teacher.
@@ -294,7 +298,8 @@ def teacher_outputs(teacher, x, hint_layer=None, batch_size=256):
     >>> teacher_outputs(teacher, np.zeros((5, 8, 8, 1), "float32"))["teacher_logits"].shape
     (5, 3)
     """
-    outputs = _view(teacher, hint_layer, "teacher").predict(x, batch_size=batch_size, verbose=0)
+    # Padded token arrays run shortest first, each batch cut to its longest text: same outputs, less padding.
+    outputs = predict_by_length(_view(teacher, hint_layer, "teacher"), x, batch_size=batch_size)
     result = {"teacher_logits": np.asarray(outputs["logits"], dtype="float32")}
     if hint_layer:
         result["teacher_features"] = np.asarray(outputs["features"], dtype="float32")

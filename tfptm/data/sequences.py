@@ -1,7 +1,7 @@
 """Token sequences padded per batch, not to a fixed length: on real text most of the speed.
 
-A batch of short texts is padded only to its own longest text (and, with
-`bucket_boundaries`, texts of similar length are batched together), so a
+A batch of short texts is padded only to its own longest text, and training
+batches group texts of similar length (`bucket_by_sequence_length`), so a
 model does not spend its time on padding. Batches come out as plain token
 ids (the local RNN encoders) or as KerasHub's dict (`token_ids`,
 `padding_mask`, `segment_ids`) for BERT-style backbones; attention masking
@@ -19,9 +19,18 @@ from tfptm.data.text import OUTPUTS, TextTokenizer
 from tfptm.errors import TfptmError
 
 
-def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=32, bucket_boundaries=None,
-                 outputs="token_ids", shuffle=True, seed=None, cache=True):
+def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=32, bucket_boundaries="auto",
+                 outputs="token_ids", shuffle=True, seed=None, cache=True, sort_by_length=False):
     """Tokenizes `texts` and batches them, each batch padded to its longest sequence (at most `max_length`).
+
+    Length-aware by default: training batches (`shuffle=True`) group texts of
+    similar length (`tf.data`'s `bucket_by_sequence_length`, buckets at
+    quantiles of the texts' lengths), so a model does not spend its time on
+    padding. The examples are reshuffled before bucketing every epoch and
+    batches from all buckets interleave, so lengths and classes still mix from
+    epoch to epoch. Evaluation batches (`shuffle=False`) keep the texts' order
+    unless `sort_by_length=True` (the labels travel with their texts, so
+    metrics are unchanged; predictions come out in length order).
 
     Args:
         texts: a list or array of strings.
@@ -32,11 +41,13 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
             start/end tokens are added) or a KerasHub preprocessor (its tokenizer is used).
         max_length: the most tokens per text, special tokens included; longer texts are cut.
         batch_size: texts per batch.
-        bucket_boundaries: optional increasing lengths, e.g. `[16, 32, 64]`:
-            texts are grouped by length into buckets between them (less padding still).
+        bucket_boundaries: for training batches: `"auto"` (buckets from the
+            texts' own lengths, `length_buckets`), `None` (shuffled batches
+            padded to their longest, no buckets), or increasing lengths such as `[16, 32, 64]`.
         outputs: `"token_ids"` for one tensor, or the names of a KerasHub
             backbone's inputs (`backbone.input`, a dict, works) for a dict.
         shuffle, seed, cache: as in `tfptm.data.from_arrays`.
+        sort_by_length: with `shuffle=False`, batch the texts shortest first.
 
     Example:
     >>> from tfptm.data.text import learn_vocabulary, tokenizer_layer
@@ -49,21 +60,36 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
     ...                   outputs=["token_ids", "padding_mask"])
     >>> [batch["padding_mask"].numpy().tolist() for batch in ds]
     [[[True, True]], [[True]], [[True, True, True, True, True, True]]]
+    >>> ds = text_batches(texts, [0, 1, 0, 1], tokenizer=tokenizer, max_length=6, batch_size=2, bucket_boundaries=[3])
+    >>> sorted(tuple(x.shape) for x, y in ds), int(ds.cardinality())
+    ([(2, 2), (2, 6)], 2)
     """
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         raise TfptmError(f"text_batches: max_length must be a positive integer; got {max_length!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise TfptmError(f"text_batches: batch_size must be a positive integer; got {batch_size!r}")
     names = _output_names(outputs)
-    boundaries = _boundaries(bucket_boundaries, max_length)
     texts = _strings(texts)
     _, labels = check_arrays(np.zeros(len(texts)), labels, where="text_batches")
     tokenize, pad_id = token_ids_function(tokenizer, max_length)
-    ds = tf.data.Dataset.from_tensor_slices(texts if labels is None else (texts, labels))
+    flat, starts, lengths = tokenize_all(texts, tokenize)
+    boundaries = None
+    if shuffle:
+        boundaries = _boundaries(bucket_boundaries, max_length, lengths, batch_size)
+    elif sort_by_length:
+        order = np.argsort(lengths, kind="stable")
+        starts, lengths = starts[order], lengths[order]
+        labels = labels[order] if labels is not None else None
+    flat = tf.constant(flat)
+
+    def tokens(start, length):
+        return {"ids": flat[start: start + length], "length": tf.cast(length, tf.int32)}
+
+    spans = (starts, lengths)
     if labels is None:
-        ds = ds.map(lambda t: _with_length(tokenize(t)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.from_tensor_slices(spans).map(tokens)
     else:
-        ds = ds.map(lambda t, y: (_with_length(tokenize(t)), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.from_tensor_slices((spans, labels)).map(lambda span, y: (tokens(*span), y))
 
     def pad(ds):
         padding_values = {"ids": tf.constant(pad_id, tf.int32), "length": tf.constant(0, tf.int32)}
@@ -73,7 +99,7 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
             ds = ds.bucket_by_sequence_length(
                 lambda x, *_: x["length"], boundaries, [batch_size] * (len(boundaries) + 1),
                 padding_values=padding_values,
-            )
+            ).apply(tf.data.experimental.assert_cardinality(num_batches(lengths, boundaries, batch_size)))
         else:
             ds = ds.padded_batch(batch_size, padding_values=padding_values)
         shape = (lambda x: _model_inputs(x, names)) if labels is None else (lambda x, y: (_model_inputs(x, names), y))
@@ -82,12 +108,118 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
     return finish(ds, len(texts), batch_size, shuffle=shuffle, seed=seed, cache=cache, batch=pad)
 
 
+def tokenize_all(texts, tokenize):
+    """Every text's token ids, concatenated, with where each starts and its length: `(flat, starts, lengths)`.
+
+    Tokenizing once up front gives the lengths that length-aware batching needs.
+    """
+    tokenized = tf.data.Dataset.from_tensor_slices(texts).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+    rows = list(tokenized.as_numpy_iterator())
+    lengths = np.array([len(row) for row in rows], dtype="int64")
+    flat = np.concatenate(rows).astype("int32") if rows else np.zeros([0], "int32")
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype("int64")
+    return flat, starts, lengths
+
+
+def length_buckets(lengths, batch_size, max_buckets=8):
+    """Bucket boundaries at quantiles of `lengths`: about equal numbers of texts per bucket, `None` for one bucket.
+
+    Uses one bucket per 8 batches of texts, up to `max_buckets`: enough
+    buckets that a batch is padded little, few enough that the part-filled
+    batch each bucket ends an epoch with is a small share of the batches.
+
+    Example:
+    >>> import numpy as np
+    >>> length_buckets(np.arange(1, 1001), batch_size=32)
+    [335, 668]
+    >>> length_buckets(np.arange(1, 100), batch_size=32) is None
+    True
+    """
+    lengths = np.asarray(lengths)
+    count = int(np.clip(len(lengths) // (8 * batch_size), 1, max_buckets))
+    if count < 2:
+        return None
+    # A bucket holds lengths in [boundaries[i-1], boundaries[i]).
+    quantiles = np.quantile(lengths, np.linspace(0, 1, count + 1)[1:-1], method="higher")
+    boundaries = sorted({int(q) + 1 for q in quantiles if int(q) + 1 <= int(lengths.max())})
+    return boundaries or None
+
+
+def num_batches(lengths, boundaries, batch_size):
+    """Batches in one epoch of `bucket_by_sequence_length`: each bucket's texts in full batches plus one part-filled.
+
+    Example:
+    >>> num_batches([2, 3, 5, 9, 9], boundaries=[4], batch_size=2)
+    3
+    """
+    bucket = np.searchsorted(np.asarray(boundaries), np.asarray(lengths), side="right")
+    counts = np.bincount(bucket, minlength=len(boundaries) + 1)
+    return int(sum(-(-int(c) // batch_size) for c in counts))
+
+
+def predict_by_length(model, x, batch_size=256):
+    """`model.predict` on padded token arrays, shortest texts first and each batch cut to its longest text.
+
+    `x` is a 2-D array of token ids padded at the end with 0, or a dict of
+    such arrays with a `padding_mask` (KerasHub's inputs). Masked models give
+    the same outputs as on the padded arrays, in the same order, at a
+    fraction of the cost when lengths vary. Arrays of another kind (images),
+    and models whose inputs have a fixed length, are predicted as they are.
+
+    Example:
+    >>> import numpy as np, tfptm
+    >>> backbone = tfptm.backbones.get("lstm_encoder", vocabulary_size=20, embedding_dim=4, units=3)
+    >>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2, pooling="avg"))
+    >>> x = np.array([[4, 5, 6, 0, 0, 0], [7, 0, 0, 0, 0, 0], [3, 3, 3, 3, 3, 3]])
+    >>> np.allclose(predict_by_length(model, x, batch_size=2), model.predict(x, verbose=0), atol=1e-6)
+    True
+    """
+    lengths = token_lengths(x)
+    if lengths is None or not _variable_length(model):
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    order = np.argsort(lengths, kind="stable")
+    outputs = []
+    for start in range(0, len(order), batch_size):
+        rows = order[start: start + batch_size]
+        longest = max(1, int(lengths[rows].max()))
+        batch = keras.tree.map_structure(lambda a: np.asarray(a)[rows, :longest], x)
+        outputs.append(keras.tree.map_structure(np.asarray, model.predict_on_batch(batch)))
+    if not outputs:
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return keras.tree.map_structure(lambda *parts: np.concatenate(parts)[inverse], *outputs)
+
+
+def token_lengths(x):
+    """Lengths of padded token sequences (`padding_mask` sums, or ids up to the last non-zero), else `None`."""
+    if isinstance(x, dict):
+        if "padding_mask" not in x or np.asarray(x["padding_mask"]).ndim != 2:
+            return None
+        mask = np.asarray(x["padding_mask"]).astype(bool)
+        if any(np.asarray(v).shape[:2] != mask.shape for v in x.values()):
+            return None
+    else:
+        x = np.asarray(x) if not hasattr(x, "dtype") or isinstance(x, np.ndarray) else None
+        if x is None or x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
+            return None
+        mask = x != 0
+    # the position after the last real token: padding is at the end
+    return np.where(mask.any(axis=1), mask.shape[1] - np.argmax(mask[:, ::-1], axis=1), 0)
+
+
+def _variable_length(model):
+    inputs = model.input if isinstance(model.input, dict) else {"x": model.input}
+    return all(len(t.shape) >= 2 and t.shape[1] is None for t in inputs.values())
+
+
 def text_dataset(table, tokenizer, validation_fraction=0.2, seed=0, max_length=128, batch_size=32,
-                 bucket_boundaries=None, outputs="token_ids"):
+                 bucket_boundaries="auto", outputs="token_ids"):
     """A `TextTable` (from `read_text_table`) as a `Loaded`: a stratified split, batches padded per batch.
 
-    Training batches are reshuffled every epoch (repeatably, given `seed`);
-    validation batches keep their order. The table's skipped rows are carried
+    Training batches are reshuffled every epoch (repeatably, given `seed`)
+    and grouped by length; validation batches come shortest first, in a
+    fixed order. The table's skipped rows are carried
     into `Loaded.summary()`. Other arguments are those of `text_batches`.
 
     Example:
@@ -104,7 +236,8 @@ def text_dataset(table, tokenizer, validation_fraction=0.2, seed=0, max_length=1
     train, validation = table.split(validation_fraction, seed) if validation_fraction else (table, None)
     return Loaded(
         train=text_batches(train.texts, train.labels, shuffle=True, **batching),
-        validation=text_batches(validation.texts, validation.labels, shuffle=False, **batching) if validation else None,
+        validation=text_batches(validation.texts, validation.labels, shuffle=False, sort_by_length=True, **batching)
+        if validation else None,
         class_names=list(table.class_names),
         num_train=len(train.texts),
         num_validation=len(validation.texts) if validation else 0,
@@ -198,10 +331,6 @@ def _special(tokenizer, *names):
     return None
 
 
-def _with_length(ids):
-    return {"ids": ids, "length": tf.shape(ids)[0]}
-
-
 def _model_inputs(batch, names):
     ids = batch["ids"]
     if names is None:
@@ -223,13 +352,16 @@ def _output_names(outputs):
     return names
 
 
-def _boundaries(bucket_boundaries, max_length):
+def _boundaries(bucket_boundaries, max_length, lengths, batch_size):
     if bucket_boundaries is None:
         return None
-    values = list(bucket_boundaries)
+    if isinstance(bucket_boundaries, str) and bucket_boundaries == "auto":
+        return length_buckets(lengths, batch_size)
+    values = list(bucket_boundaries) if not isinstance(bucket_boundaries, str) else None
     if not values or not all(isinstance(v, int) and 1 < v <= max_length for v in values) or values != sorted(set(values)):
         raise TfptmError(
-            f"text_batches: bucket_boundaries is {bucket_boundaries!r}; expected increasing integers in 2..max_length"
+            f"text_batches: bucket_boundaries is {bucket_boundaries!r}; expected 'auto', None or increasing integers "
+            "in 2..max_length"
         )
     return values
 

@@ -267,26 +267,49 @@ def _same_classes(train_names, test_names, key):
                          f"{list(train_names)}")
 
 
-def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None):
+def read_text_splits(data, seed):
+    """The training and test `TextTable`s of a csv/jsonl data section (test split off when there is no test file).
+
+    Cheap (no tokenizer, no model), so a recipe's data is read and checked before its backbone loads.
+    """
     columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict)
     table = tfptm.data.read_text_table(data.path, **columns)
-    skipped = list(table.skipped)
     if data.test_path:
-        train, test = table, tfptm.data.read_text_table(data.test_path, class_names=table.class_names, **columns)
-        skipped += test.skipped
-    else:
-        train, test = table.split(data.test_fraction, seed)
+        return table, tfptm.data.read_text_table(data.test_path, class_names=table.class_names, **columns)
+    check_classes(table.class_names, f"data.path {data.path!r}")
+    train, test = table.split(data.test_fraction, seed)
+    return train, dataclasses.replace(test, skipped=[])
+
+
+def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None):
+    train, test = splits or read_text_splits(data, seed)
     max_length = data.max_length or DEFAULT_MAX_LENGTH
     if tokenizer is None:
         tokenizer = learnt_tokenizer(train.texts, vocabulary_size, max_length)
     batching = dict(max_length=max_length, batch_size=data.batch_size, outputs=outputs)
     loaded = tfptm.data.text_dataset(train, tokenizer, validation_fraction=data.validation_fraction, seed=seed,
-                                     **batching)
-    test_batches = tfptm.data.text_batches(test.texts, test.labels, tokenizer=tokenizer, shuffle=False, **batching)
+                                     bucket_boundaries="auto" if data.length_buckets else None, **batching)
+    test_batches = tfptm.data.text_batches(test.texts, test.labels, tokenizer=tokenizer, shuffle=False, sort_by_length=True,
+                                           **batching)
     return LoadedData(train=loaded.train, validation=loaded.validation, test=test_batches,
-                      class_names=list(table.class_names), num_train=loaded.num_train,
-                      num_validation=loaded.num_validation, num_test=len(test.texts), skipped=skipped,
-                      tokenizer=tokenizer)
+                      class_names=list(train.class_names), num_train=loaded.num_train,
+                      num_validation=loaded.num_validation, num_test=len(test.texts),
+                      skipped=list(train.skipped) + list(test.skipped), tokenizer=tokenizer)
+
+
+def check_classes(class_names, where):
+    """Raises a `TfptmError` unless the data has at least two classes: one class leaves nothing to learn.
+
+    Example:
+    >>> try:
+    ...     check_classes(["spam"], "data.path 'mail.csv'")
+    ... except TfptmError as error:
+    ...     print(error)
+    data.path 'mail.csv': every example has the label 'spam' (1 class); expected at least 2 classes
+    """
+    if len(class_names) < 2:
+        found = f"the label {class_names[0]!r} (1 class)" if class_names else "no labels"
+        raise TfptmError(f"{where}: every example has {found}; expected at least 2 classes")
 
 
 def learnt_tokenizer(texts, vocabulary_size, max_length):
@@ -338,14 +361,15 @@ LOADERS = {
 }
 
 
-def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None):
+def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None):
     """Loads a recipe's data section as a `LoadedData`.
 
     Array sources keep `classes` (relabelled 0..n-1) and sample `shots` per
     class (the rest is the test set). Text sources need `tokenizer` (a KerasHub
     preprocessor or tokenizer, or a `tfptm.data.text` tokenizer layer) or
     `vocabulary_size` to learn one; `outputs` names the backbone's inputs
-    (`backbone.input`, a dict, for KerasHub backbones).
+    (`backbone.input`, a dict, for KerasHub backbones); `splits` are the
+    tables `read_text_splits` already read.
 
     Example:
     >>> from tfptm.recipes.schema import Data
@@ -355,7 +379,9 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     """
     if data.source not in LOADERS:
         raise TfptmError(f"data.source {data.source!r} is not supported by this runner yet; expected one of {', '.join(LOADERS)}")
-    loaded = LOADERS[data.source](data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size)
+    extra = {"splits": splits} if splits is not None else {}
+    loaded = LOADERS[data.source](data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size,
+                                  **extra)
     loaded.source = data.source
     if data.strict and loaded.skipped:  # the loaders raise on the first bad input; this catches any they counted
         first = loaded.skipped[0]

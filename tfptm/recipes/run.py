@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -33,7 +34,7 @@ from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic, write_text_atomic
 from tfptm.progress import Progress
-from tfptm.recipes.loaders import LOADERS, LoadedData, load_data  # noqa: F401  (LoadedData: part of this API)
+from tfptm.recipes.loaders import LOADERS, LoadedData, check_classes, load_data, read_text_splits  # noqa: F401  (LoadedData: part of this API)
 from tfptm.recipes.models import backbone_args, check_input_shape, evaluate, make_head, sample_shape
 from tfptm.recipes.pretraining import DISTILLERS, LANGUAGE_MODELS, PRETRAINED_DIR, PRETRAINERS, distillation_section, \
     save_pretrained_artifact
@@ -126,12 +127,48 @@ def backbone_and_tokenizer(recipe):
     return backbone, tokenizer
 
 
-def load_recipe_data(recipe, backbone=None, tokenizer=None):
+def load_recipe_data(recipe, backbone=None, tokenizer=None, splits=None):
     """`load_data` for the recipe: text is tokenized by `tokenizer` (or a learnt vocabulary) into `backbone`'s inputs."""
     inputs = backbone.input if backbone is not None else None
     return load_data(recipe.data, recipe.seed, tokenizer=tokenizer,
                      outputs=inputs if isinstance(inputs, dict) else "token_ids",
-                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"))
+                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"), splits=splits)
+
+
+def check_data_agrees(recipe, class_names):
+    """Raises a `TfptmError`, before any training, where the recipe's head disagrees with the data's classes.
+
+    The number of classes comes from the data; a `head.num_classes` that says
+    otherwise, a binary head on other than two classes, or data with a single
+    class is one error naming both sides.
+
+    Example:
+    >>> from tfptm.recipes.validate import validate
+    >>> recipe = validate({"backbone": {"name": "x"}, "data": {"source": "csv", "path": "train.csv"},
+    ...                    "head": {"num_classes": 2}})
+    >>> try:
+    ...     check_data_agrees(recipe, ["a", "b", "c"])
+    ... except TfptmError as error:
+    ...     print(error)
+    head.num_classes is 2 but data.path 'train.csv' has 3 classes ('a', 'b', 'c'); expected 3, or leave head.num_classes out (it comes from the data)
+    """
+    where = data_description(recipe.data)
+    check_classes(class_names, where)
+    count, shown = len(class_names), ", ".join(repr(str(name)) for name in class_names[:20])
+    shown += ", ..." if count > 20 else ""
+    if recipe.head.task == "binary" and count != 2:
+        raise TfptmError(f"head.task is binary but {where} has {count} classes ({shown}); expected 2 classes, "
+                         "or head.task multiclass")
+    if recipe.head.task == "multiclass" and recipe.head.num_classes and recipe.head.num_classes != count:
+        raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has {count} classes ({shown}); "
+                         f"expected {count}, or leave head.num_classes out (it comes from the data)")
+
+
+def data_description(data):
+    """How an error names the data: `data.path 'x.csv'`, `data.name 'mnist'`, or the source."""
+    if data.path and data.source != "tfds":
+        return f"data.path {data.path!r}"
+    return f"data.name {data.name!r}" if data.name else f"data ({data.source})"
 
 
 def build(recipe, backbone, class_names, sample_shape=None):
@@ -205,9 +242,13 @@ def prepare(recipe, strategy, progress, verbose=0):
     """
     metrics = {}
     text = recipe.data.source in TEXT_FILE_SOURCES
-    if not text:
-        progress(f"loading data ({recipe.data.source})")
+    progress(f"reading data ({recipe.data.source})")
+    if text:  # read and checked before the backbone loads; tokenized once its tokenizer is known
+        splits = read_text_splits(recipe.data, recipe.seed)
+        check_data_agrees(recipe, splits[0].class_names)
+    else:
         data = load_recipe_data(recipe)
+        check_data_agrees(recipe, data.class_names)
     with strategy.scope():
         progress(f"building backbone {recipe.backbone.name!r} with a {recipe.head.task} head")
         backbone, tokenizer = backbone_and_tokenizer(recipe)
@@ -217,8 +258,8 @@ def prepare(recipe, strategy, progress, verbose=0):
                 tokenizer = learnt[0]
                 tfptm.data.check_tokenizer(tokenizer, backbone)
         if text:
-            progress(f"loading data ({recipe.data.source})")
-            data = load_recipe_data(recipe, backbone, tokenizer)
+            progress("tokenizing the texts")
+            data = load_recipe_data(recipe, backbone, tokenizer, splits)
         progress(f"{data.num_train} training, {data.num_validation} validation and {data.num_test} test examples, "
                  f"{len(data.class_names)} classes")
         model = build(recipe, backbone, data.class_names, sample_shape(data))
@@ -232,7 +273,8 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
     The run directory appears only when complete, holding `summary.json`
     (with `data`: examples per split and skipped inputs), `recipe.yaml`
     (resolved: running it again repeats the run), `history.json`,
-    `history.csv`, TensorBoard `logs/`, `best.keras`, `model.keras`,
+    `history.csv`, TensorBoard `logs/`, `model.keras` (the final model:
+    the best epoch on validation with `finetune.keep_best`, without optimizer state),
     `report.md` with its PNGs, `representative.npy` (training inputs for
     `tfptm export`), `pretrained/` after language-model pre-training (the
     pre-trained backbone and the tokenizer the run's text went through) and
@@ -254,17 +296,20 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
         if recipe.pretrain and recipe.pretrain.objective in LANGUAGE_MODELS:  # its vocabulary is the run's
             artifacts["pretrained"] = save_pretrained_artifact(staging, recipe, tfptm.get_backbone(model), data.tokenizer,
                                                                metrics["pretrain"])
+        training = None
         if recipe.distill:
             history, distilled = DISTILLERS["distill"](recipe, model, data, progress, verbose)
             metrics.update(distilled)
         else:
             resuming = (work / "backup").exists()
             progress(f"training: strategy {recipe.finetune.strategy}" + (f" (resuming from {work})" if resuming else ""))
-            history = train(recipe, model, data, work, verbose=verbose)
+            started = time.perf_counter()
+            history = train(recipe, model, data, work, verbose=verbose, progress=progress)
+            training = training_speed(history, data.num_train, time.perf_counter() - started)
             carry_files(work, staging)
             progress(f"evaluating on {data.num_test} test examples")
             metrics["model"] = evaluate(model, data)
-        model.save(staging / MODEL_FILE)
+        tfptm.save_model(model, staging / MODEL_FILE)
         write_representative(staging, data.train_arrays(REPRESENTATIVE_EXAMPLES)[0])
         export_base = Path(recipe.export.dir) if recipe.export.dir else staging / "export"
         if recipe.export.saved_model or recipe.export.tflite:
@@ -272,19 +317,22 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
         exported, parity, sizes = export(recipe, model, data, export_base)
         artifacts.update(exported)
         summary = write_run(staging, run_dir, recipe, metrics, {"model": staging / MODEL_FILE, **artifacts},
-                            parity, sizes, history, model, origin, data=data.summary())
+                            parity, sizes, history, model, origin, data=data.summary(), training=training)
     summary["run_dir"] = str(run_dir)
     progress(f"done: {run_dir / 'report.md'}")
     return summary
 
 
-def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, history, model, origin=None, data=None):
+def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, history, model, origin=None, data=None,
+              training=None):
     """Writes recipe.yaml, history.json, summary.json and report.md; paths under `staging` are recorded as under `run_dir`."""
     final = {kind: _final(path, staging, run_dir) for kind, path in artifacts.items()}
     sizes = {**sizes, **{k: directory_size(p) for k, p in artifacts.items() if k not in sizes and Path(p).exists()}}
     write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe, origin))
     write_json_atomic(staging / HISTORY_FILE, history)
     extra = {"data": data, "class_names": data["class_names"]} if data is not None else {}
+    if training is not None:
+        extra["training"] = training
     if data is not None and recipe.data.source not in TEXT_FILE_SOURCES:
         extra["image_scale"] = image_scale(recipe.data)
     summary = write_summary(staging, metrics, final, parity, sizes=sizes, recipe=recipe.name,
@@ -295,6 +343,17 @@ def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, histo
         report = staging / "report.md"
         write_text_atomic(report, report.read_text(encoding="utf-8") + distillation_section(metrics))
     return summary
+
+
+def training_speed(history, num_train, seconds):
+    """`{"seconds", "epochs", "examples_per_second"}` of a training run, validation and backups included.
+
+    Example:
+    >>> training_speed({"loss": [1.0, 0.5, 0.4]}, num_train=100, seconds=6.0)["examples_per_second"]
+    50.0
+    """
+    epochs = len(history.get("loss", []))
+    return {"seconds": seconds, "epochs": epochs, "examples_per_second": epochs * num_train / seconds if seconds else None}
 
 
 def image_scale(data):

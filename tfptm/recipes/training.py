@@ -2,8 +2,8 @@
 
 Training files that must outlive a killed process live in a work directory
 beside the run directory, `.NAME.backup/` for a run directory `NAME`: the
-backup (`tfptm.training.BackupAndRestore`), `history.csv`, TensorBoard
-`logs/` and `best.keras`. The same command again finds it, resumes from the
+backup (`tfptm.training.BackupAndRestore`), `history.csv` and TensorBoard
+`logs/`. The same command again finds it, resumes from the
 last backup, and at the end moves the files into the run directory and
 deletes the work directory.
 
@@ -22,9 +22,9 @@ import keras
 
 import tfptm
 from tfptm.errors import TfptmError
-from tfptm.files import ensure_writable_dir
+from tfptm.files import created_parents, ensure_writable_dir
 
-CARRIED = ("history.csv", "logs", "best.keras")  # moved from the work directory into the run directory
+CARRIED = ("history.csv", "logs")  # moved from the work directory into the run directory
 
 
 def _gradual(f, backbone):
@@ -141,7 +141,12 @@ def claimed_work_dir(run_dir):
     removed: the lock proves no one is writing them.
     """
     run_dir = Path(run_dir)
-    ensure_writable_dir(run_dir.parent, what="parent of the run directory")
+    with created_parents(run_dir, what="run directory"), _locked_work_dir(run_dir) as work:
+        yield work
+
+
+@contextlib.contextmanager
+def _locked_work_dir(run_dir):
     work = ensure_writable_dir(work_dir_for(run_dir), what="training work directory")
     with open(work / "lock", "w") as lock:
         try:
@@ -158,31 +163,43 @@ def claimed_work_dir(run_dir):
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def callbacks(recipe, work, validation):
+def callbacks(recipe, work, validation, progress=None, total_epochs=None, examples_per_epoch=None):
     """`tfptm.training.callbacks.standard` in `work`, with tfptm's multi-stage backup in `work/backup`.
 
-    Early stopping (when `finetune.patience` is set) and the best checkpoint
-    watch `finetune.monitor` (default `val_loss` with validation data, else `loss`).
+    Early stopping (when `finetune.patience` is set) watches `finetune.monitor`
+    (default `val_loss` with validation data, else `loss`). With
+    `finetune.keep_best` and validation data, the run ends with the weights of
+    its best epoch on that metric, kept in memory: the run directory holds one
+    model file, not a second best-checkpoint copy. With `progress`, one
+    `tfptm.training.EpochProgress` line per epoch goes to it.
 
     Example:
     >>> import tempfile
     >>> from tfptm.recipes.validate import validate
     >>> recipe = validate({"backbone": {"name": "vgg_cnn"}, "finetune": {"patience": 3}})
-    >>> [type(c).__name__ for c in callbacks(recipe, Path(tempfile.mkdtemp()), validation=False)][:3]
-    ['StopOnNaN', 'EarlyStopping', 'ModelCheckpoint']
+    >>> [type(c).__name__ for c in callbacks(recipe, Path(tempfile.mkdtemp()), validation=False)][:2]
+    ['StopOnNaN', 'EarlyStopping']
     """
     f = recipe.finetune
     monitor = f.monitor or ("val_loss" if validation else "loss")
+    keep_best = f.keep_best and validation
     found = tfptm.training.callbacks.standard(
-        work, monitor=monitor, patience=f.patience or 0, backup=False, early_stopping=f.patience is not None,
+        work, monitor=monitor, patience=f.patience or 10**9, backup=False, checkpoint=False,
+        early_stopping=f.patience is not None or keep_best,
     )
+    for callback in found:
+        if isinstance(callback, keras.callbacks.EarlyStopping):
+            callback.restore_best_weights = bool(keep_best)
+    if progress is not None:
+        found.append(tfptm.training.EpochProgress(progress, total_epochs, examples_per_epoch))
     return found + [tfptm.training.BackupAndRestore(work / "backup", save_freq=f.backup_every_steps)]
 
 
-def train(recipe, model, data, work=None, verbose="auto"):
+def train(recipe, model, data, work=None, verbose="auto", progress=None):
     """Runs the strategy's stages with `tfptm.finetune` (resuming from `work` if a backup is there).
 
-    Returns the per-epoch history as JSON-ready lists.
+    Returns the per-epoch history as JSON-ready lists. With `progress` (a
+    callable taking a line), one line per epoch reports speed, ETA and validation metrics.
 
     Example:
     >>> import tfptm
@@ -195,19 +212,30 @@ def train(recipe, model, data, work=None, verbose="auto"):
     >>> train(recipe, model, data, verbose=0)["stage"]
     ['feature_extraction', 'finetune']
     """
-    steps = math.ceil(data.num_train / recipe.data.batch_size)
+    steps = steps_per_epoch(data.train, data.num_train, recipe.data.batch_size)
     make_optimizer(recipe, model, steps)
-    found = callbacks(recipe, Path(work), data.validation is not None) if work else [tfptm.training.StopOnNaN()]
-    history = tfptm.finetune(model, data.train, stages_of(recipe, model), validation_data=data.validation,
-                             callbacks=found, verbose=verbose)
+    stages = stages_of(recipe, model)
+    if work:
+        found = callbacks(recipe, Path(work), data.validation is not None, progress,
+                          total_epochs=sum(stage.epochs for stage in stages), examples_per_epoch=data.num_train)
+    else:
+        found = [tfptm.training.StopOnNaN()]
+    history = tfptm.finetune(model, data.train, stages, validation_data=data.validation, callbacks=found,
+                             verbose=verbose)
     for callback in found:  # close the CSV file before it is moved
         if isinstance(callback, keras.callbacks.CSVLogger) and callback.csv_file is not None:
             callback.csv_file.close()
     return {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in history.items()}
 
 
+def steps_per_epoch(dataset, num_examples, batch_size):
+    """Batches in one epoch: the dataset's own count where it knows it (length buckets add part-filled batches)."""
+    known = int(dataset.cardinality())
+    return known if known > 0 else math.ceil(num_examples / batch_size)
+
+
 def carry_files(work, run_dir):
-    """Moves the training files that belong in the run (history.csv, logs, best.keras) from `work` to `run_dir`.
+    """Moves the training files that belong in the run (history.csv, logs) from `work` to `run_dir`.
 
     Example:
     >>> import tempfile

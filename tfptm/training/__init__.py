@@ -2,6 +2,7 @@
 stages and gradual unfreezing, optimizers and schedules, LoRA, callbacks and mixed precision."""
 
 from tfptm.training.callbacks import BackupAndRestore, CSVLogger, StopOnNaN
+from tfptm.training.epoch_progress import EpochProgress
 from tfptm.training.distribute import chief_or_temp_dir, get_strategy, is_chief, keras_multi_worker_fix
 from tfptm.training.finetune import finetune, recompile, set_trainable_blocks
 from tfptm.training.lora import enable_lora, lora_rank
@@ -13,6 +14,7 @@ __all__ = [
     "ALL",
     "BackupAndRestore",
     "CSVLogger",
+    "EpochProgress",
     "Stage",
     "StopOnNaN",
     "WarmupDecay",
