@@ -2,9 +2,11 @@
 
 It answers the requests huggingface_hub's `hf_hub_download` makes (`HEAD` and
 `GET /{org}/{model}/resolve/{revision}/{file}`, with the `X-Repo-Commit`,
-`ETag` and `X-Error-Code` headers it reads) and `GET /files/{name}` for
-`keras.utils.get_file`. Every request is logged; files can be made to arrive
-truncated. `guard_loopback` makes any connection to another address fail.
+`ETag` and `X-Error-Code` headers it reads; a `Range: bytes=N-` request, as
+huggingface_hub sends to resume a download, gets the rest of the file) and
+`GET /files/{name}` for `keras.utils.get_file`. Every request is logged; files
+can be made to arrive truncated. `guard_loopback` makes any connection to
+another address fail.
 """
 
 import hashlib
@@ -47,6 +49,11 @@ class LoopbackHub:
         self.server.shutdown()
         self.server.server_close()
 
+    def serve_whole(self):
+        """Files made to arrive truncated arrive whole from now on."""
+        self.truncate.clear()
+        self._truncated.clear()
+
     def gets(self):
         return [path for method, path in self.log if method == "GET"]
 
@@ -75,9 +82,14 @@ class LoopbackHub:
             request.send_header("Content-Length", "0")
             request.end_headers()
             return
-        request.send_response(200)
+        etag, size = hashlib.sha256(data).hexdigest(), len(data)
+        start = _range_start(request.headers.get("Range"), size) if body else 0
+        request.send_response(206 if start else 200)
+        if start:
+            request.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+            data = data[start:]
         request.send_header("Content-Length", str(len(data)))
-        request.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        request.send_header("ETag", f'"{etag}"')
         request.send_header("X-Repo-Commit", COMMIT)
         request.end_headers()
         if body:
@@ -87,6 +99,14 @@ class LoopbackHub:
             request.wfile.write(data[: len(data) // 2] if truncated else data)
             if truncated:
                 request.close_connection = True
+
+
+def _range_start(header, size):
+    """The first byte asked for by `Range: bytes=N-` (0 for none, or one this hub does not serve)."""
+    if not header or not header.startswith("bytes=") or not header.endswith("-"):
+        return 0
+    start = header[len("bytes="):-1]
+    return int(start) if start.isdigit() and int(start) < size else 0
 
 
 def guard_loopback(monkeypatch):
@@ -115,7 +135,14 @@ def point_huggingface_hub_at(monkeypatch, url, cache):
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TFPTM_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    template = url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    # Older huggingface_hub (0.30, for one) builds download URLs from its own copy of the template, bound when
+    # file_download was first imported (`from .constants import HUGGINGFACE_CO_URL_TEMPLATE`).
+    from huggingface_hub import file_download
+
+    if hasattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE"):
+        monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
