@@ -15,8 +15,10 @@ Handles are resolved by `resolve`:
   'tfptm[tfhub]'`); offline (`TFPTM_OFFLINE=1`, or the hub unreachable),
   only what is already cached loads;
 - a local directory holding a TF2 SavedModel, or a `file://` URL of one;
-- a local `.tar.gz` / `.tgz` of a SavedModel, checked member by member and
-  extracted once into the same cache (optionally pinned with `sha256=`).
+- a local `.tar.gz` / `.tgz` / `.tar` of a SavedModel, checked member by
+  member and extracted once into the same cache (optionally pinned with
+  `sha256=`). A file that is not such an archive (not a tar archive, cut
+  short, or with no `saved_model.pb` inside) is refused in one line naming it.
 """
 
 import hashlib
@@ -27,6 +29,7 @@ import re
 import socket
 import tarfile
 import threading
+import zlib
 import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
@@ -40,11 +43,14 @@ from tfptm.errors import TfptmError
 from tfptm.files import staged_directory
 
 HUB_HOSTS = ("tfhub.dev", "www.kaggle.com", "kaggle.com")
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 # How long to wait for a TCP connection to the hub before calling it offline.
 PROBE_SECONDS = 3.0
 _LOCAL_HINT = "pass a local directory holding a TF2 SavedModel (or a .tar.gz of one) instead"
+_ARCHIVE_EXPECTED = "expected a .tar.gz of a SavedModel"
+# The first bytes of each compression tarfile reads, to say what a file that is not a tar archive is.
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
 
 def matches(handle):
@@ -191,21 +197,69 @@ def _extract(archive, sha256):
     digest = _file_sha256(archive)
     if sha256 is not None and digest != str(sha256).lower():
         raise TfptmError(f"Archive {str(archive)!r} has sha256 {digest}; expected {sha256}")
-    stem = re.sub(r"\.(tar\.gz|tgz)$", "", archive.name)
+    stem = re.sub(r"\.(tar\.gz|tgz|tar)$", "", archive.name)
     target = _cache_dir() / f"{stem}-{digest[:16]}"
     if target.is_dir():  # extraction renames into place, so a present target is complete
         return target
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
+        tar = tarfile.open(archive, "r:*")
+    except tarfile.ReadError:  # its message lists every decompressor tried, one per line
+        raise TfptmError(f"Cannot extract {str(archive)!r}: {_not_tar(archive)}; {_ARCHIVE_EXPECTED}") from None
+    except (EOFError, zlib.error) as error:  # cut short within its first member
+        raise _truncated(archive, error) from None
+    except OSError as error:
+        raise TfptmError(f"Cannot read {str(archive)!r}: {error.strerror or error}; {_ARCHIVE_EXPECTED}") from None
+    try:
+        with tar:
+            try:
+                members = tar.getmembers()
+            except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+                raise _truncated(archive, error) from None
             _check_members(members, archive)
+            _check_holds_saved_model(members, archive)
             with staged_directory(target, what="TF Hub cache entry") as staging:
                 tar.extractall(staging, members=members, filter="data")
-    except (tarfile.TarError, OSError) as error:
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         if target.is_dir():  # another process extracted the same archive first
             return target
-        raise TfptmError(f"Cannot extract {str(archive)!r}: {error}") from None
+        raise TfptmError(f"Cannot extract {str(archive)!r}: {_reason(error)}") from None
     return target
+
+
+def _not_tar(archive):
+    """Says in a few words what `archive`, which tarfile cannot open, is instead."""
+    with open(archive, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "an empty file, not a tar archive"
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return f"{kind}-compressed, but not a tar archive inside (or cut short)"
+    return "not a tar archive"
+
+
+def _truncated(archive, error):
+    return TfptmError(
+        f"Cannot extract {str(archive)!r}: the archive is truncated or corrupt ({_reason(error)}); "
+        "expected a complete .tar.gz of a SavedModel"
+    )
+
+
+def _reason(error):
+    """An exception as a few words: its message, else its type (EOFError says nothing by itself)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check_holds_saved_model(members, archive):
+    """Refuses, before extracting anything, an archive without `saved_model.pb` at its top or in one top directory."""
+    names = {PurePosixPath(posixpath.normpath(m.name)) for m in members if m.isfile()}
+    if not any(name.name in SAVED_MODEL_FILES and len(name.parts) <= 2 for name in names):
+        what = f"{len(members)} members" if members else "no members"
+        raise TfptmError(
+            f"Archive {str(archive)!r} holds no SavedModel ({what}, no saved_model.pb at its top or in one "
+            f"top directory); {_ARCHIVE_EXPECTED}"
+        )
 
 
 def _check_members(members, archive):

@@ -297,7 +297,7 @@ def check_sources(recipe, source="recipe.yaml", files=True):
 
 
 def _looks_like_path(name):
-    return "/" in name or os.sep in name or name.startswith(".") or name.endswith((".keras", ".gz", ".tgz"))
+    return "/" in name or os.sep in name or name.startswith(".") or name.endswith((".keras", ".gz", ".tgz", ".tar"))
 
 
 def to_dict(recipe):
