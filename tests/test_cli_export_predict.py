@@ -23,7 +23,8 @@ def quickstart(tmp_path_factory):
     base = tmp_path_factory.mktemp("quickstart")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(["quickstart", "--out", str(base / "run"), "--export-dir", str(base / "first_export"), *TINY])
+        status = main(["quickstart", "digits", "--out", str(base / "run"), "--export-dir", str(base / "first_export"),
+                       *TINY])
     assert status == 0, err.getvalue()[-3000:]
     return base / "run", out.getvalue(), err.getvalue()
 
@@ -73,7 +74,7 @@ def test_quickstart_end_to_end_with_tiny_settings(quickstart, capsys):
     assert "pre-training the backbone" in stderr  # progress lines
     assert_no_partial(run.parent)
     # the same --out again is refused rather than mixed with the old run
-    assert main(["quickstart", "--out", str(run), "--export-dir", str(export), "--source-epochs", "1"]) == 2
+    assert main(["quickstart", "digits", "--out", str(run), "--export-dir", str(export), "--source-epochs", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
 
 

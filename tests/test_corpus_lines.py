@@ -25,8 +25,6 @@ def test_windows_line_endings_and_blank_lines(tmp_path):
     assert corpus.documents == ["one line", "two", "three"] and corpus.skipped == 1
 
 
-@pytest.mark.xfail(strict=True, reason="split(b'\\n') yields an empty last line after the final newline, "
-                                       "counted as a skipped blank line (also breaks the module doctest)")
 def test_the_final_newline_is_not_a_blank_line(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("the cat sat\n\nthe dog ran\n", encoding="utf-8")

@@ -80,8 +80,6 @@ def test_keep_best_ends_with_the_best_validation_epoch(tmp_path):
     assert final == pytest.approx(val_loss[-1], abs=1e-4), (val_loss, final)
 
 
-@pytest.mark.xfail(strict=True, reason="keep_best restores the best epoch of the last finetune stage only: "
-                                       "Keras's EarlyStopping resets at every model.fit (one per stage)")
 def test_keep_best_ends_with_the_best_epoch_across_stages(tmp_path):
     # the second stage's rate is far too high: all its epochs are worse on validation than the head stage's best
     val_loss, final = trained(tmp_path, "{strategy: two_stage, head_epochs: 3, head_learning_rate: 0.05, "

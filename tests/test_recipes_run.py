@@ -52,8 +52,9 @@ def test_text_minilm_recipe_on_a_csv(tmp_path, minilm_dir):
     assert summary["metrics"]["model"]["num_examples"] == 12 and list(summary["metrics"]["model"]["per_class"]) == ["neg", "pos"]
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["stage"] == ["full"] and set(history) >= {"loss", "val_loss", "val_accuracy"}
-    for name in ("history.csv", "best.keras", "logs", "model.keras"):
+    for name in ("history.csv", "logs", "model.keras"):
         assert (tmp_path / "run" / name).exists(), name
+    assert not (tmp_path / "run" / "best.keras").exists()  # one model file: the best epoch is kept in memory
     assert_clean(tmp_path)
 
 
@@ -146,7 +147,8 @@ optimizer: {name: adamw, weight_decay: 0.01, schedule: linear, warmup_fraction: 
     assert config["lr_multipliers"]["block2_1_conv/kernel"] == 0.5 and config["lr_multipliers"]["block1_1_conv/kernel"] == 0.25
     assert model.loss.label_smoothing == 0.1
     found = {type(c).__name__: c for c in callbacks(recipe, tmp_path / "work", validation=True)}
-    assert found["EarlyStopping"].monitor == "val_accuracy" and found["ModelCheckpoint"].monitor == "val_accuracy"
+    assert found["EarlyStopping"].monitor == "val_accuracy" and found["EarlyStopping"].restore_best_weights
+    assert "ModelCheckpoint" not in found  # no second model file
     assert {"StopOnNaN", "CSVLogger", "BackupAndRestore"} <= set(found)
 
 

@@ -118,6 +118,36 @@ def transformer_encoder(
     return features_model(bert, label="transformer_encoder")
 
 
+@register("token_embeddings", source="local",
+          summary="Token embeddings alone (fastText-style): with Head(pooling='avg'), a bag of words; tiny students")
+def token_embeddings(vocabulary_size=10_000, embedding_dim=64, inputs=("token_ids", "padding_mask", "segment_ids")):
+    """Per-token embeddings `(batch, steps, embedding_dim)` and nothing more: a bag of words once averaged.
+
+    With `Head(pooling="avg")` (which skips padding through `padding_mask`)
+    this is a fastText-style classifier: millions of parameters in one
+    lookup table, microseconds per text, and every op TFLite quantizes to
+    int8. It is the small student `tfptm quickstart` distils MiniLM into;
+    `inputs` names the dict it takes, by default KerasHub's BERT inputs, so
+    teacher and student read the same tokenized batches (`segment_ids` is
+    accepted and unused).
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = token_embeddings(vocabulary_size=50, embedding_dim=4)
+    >>> ids = np.array([[2, 7, 9, 0]])
+    >>> backbone({"token_ids": ids, "padding_mask": ids > 0, "segment_ids": 0 * ids}).shape
+    TensorShape([1, 4, 4])
+    """
+    _check_sizes("token_embeddings", vocabulary_size=vocabulary_size, embedding_dim=embedding_dim)
+    names = list(inputs)
+    if "token_ids" not in names or not set(names) <= {"token_ids", "padding_mask", "segment_ids"}:
+        raise TfptmError(f"token_embeddings: inputs {names}; expected token_ids and optionally padding_mask, segment_ids")
+    tensors = {name: keras.Input((None,), dtype="bool" if name == "padding_mask" else "int32", name=name)
+               for name in names}
+    features = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(tensors["token_ids"])
+    return keras.Model(tensors, features, name=BACKBONE_NAME)
+
+
 @register("transformer_decoder", source="local", summary="GPT-like causal Transformer decoder (KerasHub GPT2Backbone), random init")
 def transformer_decoder(
     vocabulary_size=10_000,

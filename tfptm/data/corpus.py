@@ -93,7 +93,11 @@ def _lines(file):
     if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not text
         data = data[3:]
     lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):  # not splitlines(): U+2028 is text
+    # Line ends are \n, \r\n or \r; not str.splitlines(), which also splits at U+2028 and friends inside a line.
+    rows = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if rows and rows[-1] == b"":  # the file's final line end does not start another line
+        rows.pop()
+    for number, raw in enumerate(rows, start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:

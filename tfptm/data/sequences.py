@@ -124,19 +124,19 @@ def tokenize_all(texts, tokenize):
 def length_buckets(lengths, batch_size, max_buckets=8):
     """Bucket boundaries at quantiles of `lengths`: about equal numbers of texts per bucket, `None` for one bucket.
 
-    Uses one bucket per 8 batches of texts, up to `max_buckets`: enough
+    Uses one bucket per 4 batches of texts, up to `max_buckets`: enough
     buckets that a batch is padded little, few enough that the part-filled
     batch each bucket ends an epoch with is a small share of the batches.
 
     Example:
     >>> import numpy as np
     >>> length_buckets(np.arange(1, 1001), batch_size=32)
-    [335, 668]
+    [145, 288, 431, 573, 716, 859]
     >>> length_buckets(np.arange(1, 100), batch_size=32) is None
     True
     """
     lengths = np.asarray(lengths)
-    count = int(np.clip(len(lengths) // (8 * batch_size), 1, max_buckets))
+    count = int(np.clip(len(lengths) // (4 * batch_size), 1, max_buckets))
     if count < 2:
         return None
     # A bucket holds lengths in [boundaries[i-1], boundaries[i]).

@@ -79,8 +79,8 @@ class TextTask:
         return paths
 
 
-def docstrings(package, limit=None):
-    """Class, function and module docstrings of an installed package, in a fixed order (tests skipped).
+def docstrings(package, limit=None, modules=True):
+    """Class, function and (with `modules`) module docstrings of an installed package, in a fixed order (tests skipped).
 
     Example:
     >>> any("JSON" in text for text in docstrings("json"))
@@ -101,7 +101,7 @@ def docstrings(package, limit=None):
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (modules and isinstance(node, ast.Module)):
                 text = ast.get_docstring(node)
                 if text:
                     found.append(text)

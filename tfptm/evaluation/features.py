@@ -39,7 +39,8 @@ def extract_features(backbone_or_model, data, pooling="avg", batch_size=256):
             backbone masks it), `"first"` (first token, e.g. [CLS]),
             `"flatten"`, or `"none"` to return them unpooled. Vector features
             are returned as they are.
-        batch_size: examples per `predict` batch (NumPy input only).
+        batch_size: examples per `predict` batch (NumPy input only; padded
+            token arrays run shortest first, each batch cut to its longest text).
 
     Example:
     >>> import numpy as np, tfptm
@@ -61,8 +62,11 @@ def extract_features(backbone_or_model, data, pooling="avg", batch_size=256):
     pooled = keras.Model(backbone.input, _pool(outputs, pooling, mask), name="features")
     if not _is_dataset(data):
         data = check_arrays(data, where="extract_features")[0]  # lists and NumPy arrays of strings included
-    kwargs = {} if _is_dataset(data) else {"batch_size": batch_size}
-    return np.asarray(pooled.predict(data, verbose=0, **kwargs))
+    if _is_dataset(data):
+        return np.asarray(pooled.predict(data, verbose=0))
+    from tfptm.data.sequences import predict_by_length
+
+    return np.asarray(predict_by_length(pooled, data, batch_size=batch_size))  # padded token arrays: length-aware
 
 
 def _is_dataset(data):

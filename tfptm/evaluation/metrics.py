@@ -154,7 +154,8 @@ def evaluate(model, x, y, class_names=None, batch_size=256, task=None, threshold
     multiclass and binary get `classification_metrics`, multilabel (labels a
     0/1 matrix) `multilabel_metrics` at `threshold`, regression
     `regression_metrics`. `x` may be a list or NumPy array of strings for a
-    model on raw text.
+    model on raw text; padded token arrays run shortest first, each batch
+    cut to its longest text (`tfptm.data.sequences.predict_by_length`).
 
     Example:
     >>> import numpy as np, tfptm
@@ -164,6 +165,8 @@ def evaluate(model, x, y, class_names=None, batch_size=256, task=None, threshold
     >>> sorted(report)[:3]
     ['accuracy', 'confusion_matrix', 'f1_macro']
     """
+    from tfptm.data.sequences import predict_by_length  # TensorFlow: imported when a model is evaluated
+
     x, y = check_arrays(x, y, where="evaluate")
-    outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    outputs = predict_by_length(model, x, batch_size=batch_size)  # padded token arrays: each batch cut to its longest
     return task_metrics(task or task_of(model), y, outputs, class_names, threshold)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfptm.errors import TfptmError
 from tfptm.export.attention import int8_friendly_attention
 from tfptm.export.recurrent import recurrent_layers, unrolled_recurrence
-from tfptm.export.signatures import class_names_or_default, input_specs
+from tfptm.export.signatures import class_names_or_default, input_specs, task
 from tfptm.files import staged_group, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -25,7 +25,7 @@ class TFLiteExport:
     """Where a conversion wrote its files, and how it was converted."""
 
     path: Path
-    labels_path: Path
+    labels_path: Path | None  # None for a regression head: it has values, not labels
     metadata_path: Path
     quantization: str
     select_tf_ops: bool
@@ -46,8 +46,15 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
             otherwise set the int8 range of the attention logits. The metadata
             then records `int8_attention_layers_rewritten` and `float_ops`
             (see `float_ops`: which ops, if any, still compute in float).
-        metadata: extra JSON-ready facts (input normalization, task) stored in
+        metadata: extra JSON-ready facts (input normalization) stored in
             `<name>.json` with the labels and conversion settings.
+
+    The output and metadata follow the head's task (`tfptm.evaluation.task_of`,
+    recorded as `task`): classifiers output `probabilities` with their
+    labels in `<name>.labels.txt` and the metadata's `labels`; a multilabel
+    head's labels are the ones whose probability is >= the metadata's
+    `threshold` (0.5), not an argmax; a regression head outputs `values`,
+    named in the metadata's `value_names`, with no labels file.
 
     Conversion tries TFLite builtin ops first and adds Select TF ops only if
     the model needs them; `TFLiteExport.select_tf_ops` says which happened.
@@ -78,7 +85,7 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
 
 
 def _beside(path, staged):
-    return path.parent / staged.name
+    return None if staged is None else path.parent / staged.name
 
 
 def check_tflite_args(path, quantization, representative_data):
@@ -101,11 +108,18 @@ def write_tflite(model, path, quantization, representative_data=None, int8_io=Fa
         metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
     if quantization == "int8":
         metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
-    labels_path = write_text_atomic(path.with_suffix(".labels.txt"), "\n".join(class_names) + "\n")
+    head = task(model)
+    if head == "regression":
+        labels_path, described = None, {"task": head, "output": "values", "value_names": class_names}
+    else:
+        labels_path = write_text_atomic(path.with_suffix(".labels.txt"), "\n".join(class_names) + "\n")
+        described = {"labels": class_names, "task": head, "output": "probabilities"}
+        if head == "multilabel":
+            described["threshold"] = 0.5
     metadata_path = write_json_atomic(
         path.with_suffix(".json"),
         {
-            "labels": class_names,
+            **described,
             "quantization": quantization,
             "int8_io": bool(int8_io and quantization == "int8"),
             "select_tf_ops": select_tf_ops,
@@ -130,9 +144,10 @@ def _convert(model, quantization, representative_data, int8_io):
     with tempfile.TemporaryDirectory() as saved, rewrite as rewritten, unroll as unrolled:
         archive = keras.export.ExportArchive()
         archive.track(model)
+        output = "values" if task(model) == "regression" else "probabilities"
         archive.add_endpoint(
             "serving_default",
-            lambda inputs: {"probabilities": model(inputs, training=False)},
+            lambda inputs: {output: model(inputs, training=False)},
             input_signature=[spec],
         )
         archive.write_out(saved, verbose=False)

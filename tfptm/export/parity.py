@@ -15,11 +15,13 @@ TFLITE_MIN_AGREEMENT = 0.99
 
 def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_size=256):
     """Reloads a SavedModel with `tf.saved_model.load`, calls `serving_default` on `x`
-    (an array, or a dict of arrays by input name) and compares its probabilities
-    and class ids with `model.predict(x)`.
+    (an array, or a dict of arrays by input name) and compares it with `model.predict(x)`.
 
-    Returns a JSON-ready dict; `ok` is true when every probability is within
-    `tolerance` and every class id agrees.
+    What is compared follows the head's task (`tfptm.evaluation.task_of`):
+    probabilities and class ids (multiclass, binary), probabilities and the
+    0/1 `labels_present` at 0.5 (multilabel), or the `values` (regression).
+    Returns a JSON-ready dict; `ok` is true when every output is within
+    `tolerance` and every class id (or label set) agrees.
     """
     x = checked_inputs(model, x, "check_saved_model")
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
@@ -30,17 +32,25 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
         signature(**{k: tf.constant(named[k][i : i + batch_size], s.dtype) for k, s in specs.items()})
         for i in range(0, count, batch_size)
     ]
-    probabilities = np.concatenate([s["probabilities"].numpy() for s in served])
-    ids = np.concatenate([s["class_ids"].numpy() for s in served])
+    task = task_of(model)
     expected = model.predict(x, batch_size=batch_size, verbose=0)
-    max_diff = float(np.max(np.abs(probabilities - expected)))
-    ids_agree = bool(np.array_equal(ids, predict_classes(expected)))
+    joined = {key: np.concatenate([s[key].numpy() for s in served]) for key in served[0]}
+    if task == "regression":
+        outputs, agreement = joined["values"], {"task": task}
+    elif task == "multilabel":
+        present = np.array_equal(joined["labels_present"], (expected >= 0.5).astype(int))
+        outputs, agreement = joined["probabilities"], {"labels_present_agree": bool(present), "task": task}
+    else:
+        ids = np.array_equal(joined["class_ids"], predict_classes(expected))
+        outputs, agreement = joined["probabilities"], {"class_ids_agree": bool(ids)}
+    max_diff = float(np.max(np.abs(outputs - expected)))
+    agree = all(v for k, v in agreement.items() if k != "task")
     return {
         "max_abs_diff": max_diff,
         "tolerance": tolerance,
-        "class_ids_agree": ids_agree,
+        **agreement,
         "num_examples": int(count),
-        "ok": max_diff <= tolerance and ids_agree,
+        "ok": max_diff <= tolerance and agree,
     }
 
 

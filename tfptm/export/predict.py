@@ -15,8 +15,15 @@ from tfptm.export.serving import LABELS_FILE, existing_versions
 from tfptm.export.signatures import decode_images
 
 
+THRESHOLD = 0.5  # a multilabel head's labels present, as its serving signatures decide them
+
+
 def predict(artifact, inputs, top_k=3):
     """Top-`top_k` `(label, score)` pairs for each input, best first.
+
+    For a multilabel head, the labels present (probability >= 0.5), best
+    first, however many; for a regression head, `(name, value)` for each
+    predicted value.
 
     Args:
         artifact: a SavedModel version directory, a model directory of
@@ -44,15 +51,20 @@ def predict(artifact, inputs, top_k=3):
         raise TfptmError("predict: no inputs; expected image file paths or lines of text")
     path = Path(artifact)
     if path.suffix == ".tflite":
-        probabilities, labels = _run_tflite(path, inputs)
+        outputs, labels, task = _run_tflite(path, inputs)
     elif path.is_dir():
-        probabilities, labels = _run_saved_model(_version_dir(path), inputs)
+        outputs, labels, task = _run_saved_model(_version_dir(path), inputs)
     else:
         raise TfptmError(
             f"Artifact {str(path)!r} does not exist or is not an export; expected a SavedModel directory "
             "(<base>/<name>/ or <base>/<name>/<version>/) or a .tflite file"
         )
-    return top_labels(probabilities, labels, top_k)
+    if task == "regression":  # every predicted value, by name
+        return [[(name, round(float(v), 6)) for name, v in zip(labels, row)] for row in np.asarray(outputs)]
+    if task == "multilabel":  # the labels present (probability >= 0.5), best first
+        return [[(label, score) for label, score in row if score >= THRESHOLD]
+                for row in top_labels(outputs, labels, len(labels))]
+    return top_labels(outputs, labels, top_k)
 
 
 def top_labels(probabilities, labels, top_k=3):
@@ -113,7 +125,9 @@ def _run_saved_model(path, inputs):
             "models) or 'raw_text' (text models exported with a tokenizer)"
         )
     labels = (path / "assets" / LABELS_FILE).read_text(encoding="utf-8").rstrip("\n").split("\n")  # one label per "\n" line, as the in-graph table reads it
-    return served["probabilities"].numpy(), labels
+    if "values" in served:
+        return served["values"].numpy(), labels, "regression"
+    return served["probabilities"].numpy(), labels, "multilabel" if "labels_present" in served else "multiclass"
 
 
 def _string_input(signature):
@@ -139,7 +153,9 @@ def _run_tflite(path, inputs):
         )
     spec = tf.TensorSpec([None, *shape[1:]], tf.float32)
     images = decode_images(tf.constant([_read(i) for i in inputs]), spec, metadata.get("image_scale", 1.0))
-    return run_tflite(path, images.numpy()), metadata["labels"]
+    task = metadata.get("task", "multiclass")
+    names = metadata["value_names"] if task == "regression" else metadata["labels"]
+    return run_tflite(path, images.numpy()), names, task
 
 
 def _read(image_path):

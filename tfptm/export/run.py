@@ -134,7 +134,8 @@ def export_checked(
             result = write_tflite(model, stage / name, quantization, representative_data, int8_io, class_names, metadata)
             key = f"tflite_{quantization}"
             artifacts[key], sizes[key] = str(export_dir / name), directory_size(result.path)
-            artifacts[f"{key}_labels"] = str(export_dir / result.labels_path.name)
+            if result.labels_path is not None:  # a regression head has values, not labels
+                artifacts[f"{key}_labels"] = str(export_dir / result.labels_path.name)
             extra.setdefault("select_tf_ops", {})[quantization] = result.select_tf_ops
             if x is not None:
                 parity[key] = check_tflite(result.path, model, x, y)

@@ -11,7 +11,7 @@ from tfptm.export import signatures as sig
 from tfptm.files import staged_group
 
 LABELS_FILE = "labels.txt"
-OUTPUTS = ("probabilities", "class_ids", "class_names")
+OUTPUTS = sig.output_names("multiclass")  # per task: sig.output_names(task)
 
 
 def existing_versions(model_dir):
@@ -29,14 +29,19 @@ def existing_versions(model_dir):
 def saved_model(
     model, base_dir="export", model_name="model", version=None, class_names=None, tokenizer=None, image_scale=1.0
 ):
-    """Exports a classifier for TF Serving and returns the version directory.
+    """Exports a model with a task head for TF Serving and returns the version directory.
 
     The version (next free integer unless given) is written to a hidden
     staging directory in `base_dir` and renamed into place only when complete,
     so a polling model server never loads half a model; leftovers of killed
     exports of `model_name` are removed first (`tfptm.files.staged_group`). Every signature returns
-    `probabilities`, `class_ids` and `class_names` (looked up in the asset
-    `labels.txt`, the label vocabulary):
+    what the head's task calls for (`signatures.serving_outputs`), with names
+    looked up in the asset `labels.txt` (the label vocabulary):
+    multiclass and binary heads `probabilities`, `class_ids` and
+    `class_names`; multilabel heads `probabilities`, `labels_present` (0/1 per
+    label at 0.5) and `label_names` (the name where present, else "");
+    regression heads `values` alone (`labels.txt` then names the values).
+    The signatures:
 
     - `serving_default`: the model's own inputs by name (a dict model such as
       a KerasHub text classifier takes `token_ids`, `padding_mask`, `segment_ids`).
@@ -139,14 +144,10 @@ def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
     _save_each_variable_once(archive)
     spec = sig.input_specs(model)
 
+    task = sig.task(model)
+
     def classify(inputs):
-        probabilities = model(inputs, training=False)
-        class_ids = sig.class_ids(probabilities)
-        return {
-            "probabilities": probabilities,
-            "class_ids": class_ids,
-            "class_names": table.lookup(tf.cast(class_ids, tf.int64)),
-        }
+        return sig.serving_outputs(task, model(inputs, training=False), table.lookup)
 
     archive.add_endpoint("serving_default", classify, input_signature=[spec])
     if sig.image_spec(spec) is not None:

@@ -131,14 +131,42 @@ def check_inputs(model, x, where):
                              f"{'text' if s.dtype == tf.string else s.dtype.name}")
 
 
+def task(model):
+    """The task of `model`'s head (`tfptm.evaluation.task_of`): what its serving outputs are."""
+    from tfptm.evaluation.metrics import task_of
+
+    return task_of(model)
+
+
+def output_names(task_name):
+    """The names of the outputs every serving signature of a `task_name` model returns.
+
+    Example:
+    >>> output_names("multiclass"), output_names("multilabel"), output_names("regression")
+    (('probabilities', 'class_ids', 'class_names'), ('probabilities', 'labels_present', 'label_names'), ('values',))
+    """
+    if task_name == "regression":
+        return ("values",)
+    if task_name == "multilabel":
+        return ("probabilities", "labels_present", "label_names")
+    return ("probabilities", "class_ids", "class_names")
+
+
 def class_names_or_default(model, class_names):
-    """`class_names` checked against the model's output width, or "0".."n-1"."""
-    units = num_classes(model)
+    """`class_names` checked against the model's output width, or defaults.
+
+    They name the classes (multiclass, binary), the labels (multilabel) or the
+    predicted values (regression; default `["value"]` for one output). The
+    default is "0".."n-1".
+    """
+    regression = task(model) == "regression"
+    units = model.outputs[0].shape[-1] if regression else num_classes(model)
     if class_names is None:
-        return [str(i) for i in range(units)]
+        return ["value"] if regression and units == 1 else [str(i) for i in range(units)]
     class_names = [str(c) for c in class_names]
     if len(class_names) != units:
-        raise TfptmError(f"{len(class_names)} class names given for a model with {units} outputs")
+        what = "value names" if regression else "class names"
+        raise TfptmError(f"{len(class_names)} {what} given for a model with {units} outputs")
     if any(not c or "\n" in c for c in class_names):
         raise TfptmError("class names must be non-empty single-line strings")
     return class_names
@@ -155,3 +183,25 @@ def class_ids(probabilities):
     if probabilities.shape[-1] == 1:
         return tf.cast(probabilities[:, 0] >= 0.5, tf.int32)
     return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+
+
+def serving_outputs(task_name, outputs, lookup, threshold=0.5):
+    """The dict a serving signature returns for a batch of head `outputs`, by task (`output_names`).
+
+    `lookup` maps int64 class (or label) indices to their names (the
+    SavedModel's `labels.txt` table). Multiclass and binary: `probabilities`,
+    `class_ids` (argmax, or >= 0.5 for one sigmoid unit) and `class_names`.
+    Multilabel: `probabilities`, `labels_present` (int32 0/1, one column per
+    label, 1 where the probability is >= `threshold`) and `label_names` (the
+    label's name where present, "" elsewhere). Regression: `values`, the
+    predicted values, and nothing else.
+    """
+    if task_name == "regression":
+        return {"values": outputs}
+    if task_name == "multilabel":
+        present = outputs >= threshold
+        names = lookup(tf.range(tf.shape(outputs, out_type=tf.int64)[-1]))
+        shown = tf.where(present, tf.broadcast_to(names, tf.shape(outputs)), tf.constant(""))
+        return {"probabilities": outputs, "labels_present": tf.cast(present, tf.int32), "label_names": shown}
+    ids = class_ids(outputs)
+    return {"probabilities": outputs, "class_ids": ids, "class_names": lookup(tf.cast(ids, tf.int64))}

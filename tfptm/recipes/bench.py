@@ -1,6 +1,7 @@
 """The benchmarks in the repository's `bench/` folder, run by `tfptm bench`.
 
-Each entry names a script in `bench/` and says what it measures. Scripts take
+Every script in `bench/` with a `__main__` block is a benchmark, described by
+the first line of its docstring. Scripts take
 `--quick` for a short smoke run and write their results under `bench/results/`.
 
 Example:
@@ -8,21 +9,37 @@ Example:
 True
 """
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 from tfptm.errors import TfptmError
 
-#: name -> (script in bench/, one-line description). Add a row for each new script.
-BENCHMARKS = {
-    "distill": ("distill.py", "teacher vs student alone vs distilled student on digits: accuracy, size, TFLite latency"),
-    "distill_text": ("distill_text.py", "fine-tuned MiniLM teacher vs BiLSTM student alone vs distilled, scarce labels, real text"),
-    "export": ("export.py", "Keras vs every TFLite quantization, image CNN and MiniLM text: size, latency, accuracy"),
-    "pretrain_mlm_labels": ("pretrain_mlm_labels.py", "does MLM pre-training help when labels are scarce (text)"),
-}
-
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+
+def benchmarks(directory=BENCH_DIR):
+    """Every benchmark script in `directory`: name -> (file name, the first line of its docstring).
+
+    A benchmark is a script with a `__main__` block (`common.py` and other
+    shared modules have none), so each new script is listed without registering it.
+
+    >>> "export" in benchmarks() if BENCH_DIR.is_dir() else True
+    True
+    """
+    found = {}
+    for script in sorted(Path(directory).glob("*.py")) if Path(directory).is_dir() else []:
+        source = script.read_text(encoding="utf-8")
+        if '__name__ == "__main__"' not in source:
+            continue
+        doc = ast.get_docstring(ast.parse(source)) or ""
+        found[script.stem] = (script.name, doc.strip().splitlines()[0] if doc.strip() else "")
+    return found
+
+
+#: name -> (script in bench/, one-line description), read from the scripts themselves.
+BENCHMARKS = benchmarks()
 
 
 def run_benchmark(name, quick=False):

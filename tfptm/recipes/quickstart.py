@@ -58,10 +58,16 @@ def run_quickstart(run_dir=None, export_dir="export", config=QuickstartConfig(),
     `representative.npy` (the few-shot training images), so that
     `tfptm export RUN_DIR` re-exports it with no other arguments.
     """
+    return staged_run(run_dir or default_run_dir(), _run, export_dir, config, progress, verbose)
+
+
+def staged_run(run_dir, body, export_dir, config, progress=None, verbose=0):
+    """Runs `body(staging, run_dir, export_dir, config, progress, verbose)` into a run directory that
+    appears only when complete (files go to `staging`; paths recorded point to `run_dir`)."""
     progress = progress or Progress()
-    run_dir = Path(run_dir or default_run_dir())
+    run_dir = Path(run_dir)
     with staged_directory(run_dir, "run directory") as staging:
-        summary = _run(staging, run_dir, Path(export_dir), config, progress, verbose)
+        summary = body(staging, run_dir, Path(export_dir), config, progress, verbose)
     summary["run_dir"] = str(run_dir)
     progress(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.md'}")
     return summary

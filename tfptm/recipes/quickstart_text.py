@@ -9,10 +9,11 @@ every machine with Python). With `shots` labelled summaries per class:
    a SavedModel with a raw-string signature and checks it against Keras;
 2. `scratch`: the same recipe on the same labels, from a randomly
    initialised network of the same shape (`backbone.args.load_weights: false`);
-3. `student`: a 2-layer, 64-wide BERT learns the fine-tuned model's soft
-   outputs on the package summaries nobody labelled (`tfptm.Distiller` with
-   cached teacher outputs), and is exported as an int8 TFLite file, checked
-   against Keras on the test texts.
+3. `student`: a fastText-style bag of MiniLM's word pieces (the
+   `token_embeddings` backbone, averaged) learns the fine-tuned model's soft
+   outputs on other summaries of the same packages that nobody labelled, and
+   the labelled ones (`tfptm.Distiller`, cached teacher outputs), and is
+   exported as an int8 TFLite file, checked against Keras on the test texts.
 
 Each model's run lives in its own sub-directory; `summary.json` and
 `report.md` at the top compare them.
@@ -29,9 +30,9 @@ import numpy as np
 
 import tfptm
 from tfptm.errors import TfptmError
-from tfptm.files import directory_size, staged_directory, write_text_atomic
-from tfptm.progress import Progress
+from tfptm.files import directory_size, write_text_atomic
 from tfptm.recipes.bundled import bundled_path
+from tfptm.recipes.quickstart import staged_run
 from tfptm.recipes.summary import write_summary
 from tfptm.recipes.validate import load_recipe
 
@@ -51,8 +52,9 @@ class TextQuickstartConfig:
     epochs: int = 10
     learning_rate: float = 1e-4
     transfer_texts: int = 1500
-    student_epochs: int = 10
-    student_hidden_dim: int = 64
+    student_epochs: int = 15
+    student_embedding_dim: int = 64
+    student_learning_rate: float = 5e-3
     seed: int = 0
     model_name: str = "docstrings"
 
@@ -71,13 +73,7 @@ def default_run_dir():
 
 def run_text_quickstart(run_dir=None, export_dir="export", config=TextQuickstartConfig(), progress=None, verbose=0):
     """Runs the text quickstart and returns its summary (also written to `run_dir/summary.json`)."""
-    progress = progress or Progress()
-    run_dir = Path(run_dir or default_run_dir())
-    with staged_directory(run_dir, "run directory") as staging:
-        summary = _run(staging, run_dir, Path(export_dir), config, progress, verbose)
-    summary["run_dir"] = str(run_dir)
-    progress(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.md'}")
-    return summary
+    return staged_run(run_dir or default_run_dir(), _run, export_dir, config, progress, verbose)
 
 
 def recipe_for(config, data_dir, export_dir, scratch=False):
@@ -102,12 +98,13 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     keras.utils.set_random_seed(config.seed)
     task = tfptm.datasets.docstring_task(config.task, train_per_class=config.shots, validation_per_class=0,
                                          test_per_class=config.test_per_class, seed=config.seed)
-    paths = task.write_csv(staging / "data")
+    task.write_csv(staging / "data")
     progress(f"task: which of {len(task.class_names)} standard-library packages a docstring summary comes from; "
              f"{len(task.train[0])} labelled ({config.shots} per class), {len(task.test[0])} held out")
 
     def quiet(message):
-        progress(f"  {message}")
+        if not message.startswith("done:"):  # a sub-run's own directory is still the staging one
+            progress(f"  {message}")
 
     progress("fine-tuning all-MiniLM-L6-v2 with the text_minilm recipe")
     finetuned = run_recipe(recipe_for(config, staging / "data", export_dir), staging / "finetuned", quiet, verbose)
@@ -154,15 +151,13 @@ def _distill(config, staging, task, export_dir, progress):
     progress(f"distilling into a small student: teacher outputs for {len(transfer)} texts "
              f"({len(transfer) - len(task.train[0])} unlabelled)")
     cached = cache_teacher_outputs(teacher, tokens, labels, batch_size=32, seed=config.seed)
-    vocabulary = preprocessor.tokenizer.vocabulary_size()
-    backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=vocabulary, num_layers=2, num_heads=2,
-                                   hidden_dim=config.student_hidden_dim,
-                                   intermediate_dim=2 * config.student_hidden_dim,
-                                   max_sequence_length=config.max_length, dropout=0.1)
+    backbone = tfptm.backbones.get("token_embeddings", vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
+                                   embedding_dim=config.student_embedding_dim)
     student = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=len(task.class_names),
                                                      pooling="avg"), name="student")
-    distiller = Distiller(student, teacher, alpha=0.0, temperature=2.0)
-    distiller.compile(keras.optimizers.Adam(2e-3))
+    # alpha 0.5: the labelled texts' cross-entropy and the teacher's soft targets (T=2) weigh the same.
+    distiller = Distiller(student, teacher, alpha=0.5, temperature=2.0)
+    distiller.compile(keras.optimizers.Adam(config.student_learning_rate))
     distiller.fit(cached, epochs=config.student_epochs, verbose=0)
     metrics = tfptm.evaluate(student, test, task.test[1], task.class_names)
     trainable, frozen = tfptm.evaluation.report.parameter_counts(student)

@@ -188,7 +188,7 @@ def callbacks(recipe, work, validation, progress=None, total_epochs=None, exampl
         early_stopping=f.patience is not None or keep_best,
     )
     for callback in found:
-        if isinstance(callback, keras.callbacks.EarlyStopping):
+        if isinstance(callback, keras.callbacks.EarlyStopping):  # tfptm's: the best epoch of all the stages
             callback.restore_best_weights = bool(keep_best)
     if progress is not None:
         found.append(tfptm.training.EpochProgress(progress, total_epochs, examples_per_epoch))

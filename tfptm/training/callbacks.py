@@ -126,6 +126,35 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's `EarlyStopping` that remembers the best epoch across `fit` calls (the stages of `tfptm.finetune`).
+
+    Keras's forgets its best score and weights at every `fit`, so with
+    `restore_best_weights` a multi-stage run ended with the best epoch of its
+    last stage, not of the run. This one carries them over: each stage ends
+    with the best weights seen so far, and patience counts afresh per stage.
+
+    Example:
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
+    >>> x, y = np.ones((8, 1)), np.ones(8)
+    >>> stop = EarlyStopping(monitor="val_loss", restore_best_weights=True)
+    >>> for start, rate in ((0, 0.1), (2, 10.0)):  # the second stage diverges
+    ...     _ = model.optimizer.learning_rate.assign(rate)
+    ...     _ = model.fit(x, y, validation_data=(x, y), initial_epoch=start, epochs=start + 2, verbose=0,
+    ...                   callbacks=[stop])
+    >>> stop.best_epoch, bool(model.evaluate(x, y, verbose=0) == stop.best)
+    (1, True)
+    """
+
+    def on_train_begin(self, logs=None):
+        best, weights, epoch = getattr(self, "best", None), self.best_weights, getattr(self, "best_epoch", 0)
+        super().on_train_begin(logs)
+        if weights is not None:
+            self.best, self.best_weights, self.best_epoch = best, weights, epoch
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Ends training with a `TfptmError` at the first step whose loss is NaN or infinite.
 
@@ -233,7 +262,7 @@ def standard(
     callbacks = [StopOnNaN()]
     if early_stopping:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
+            EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
         )
     if checkpoint:
         callbacks.append(
