@@ -65,13 +65,15 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     (regression; accuracies are then not reported).
     """
     x = checked_inputs(model, x, "check_tflite")
+    task = task_of(model)
     if y is not None:
-        y = np.asarray(y).reshape(-1)
+        y = np.asarray(y)
         if len(y) != len(next(iter(x.values())) if isinstance(x, dict) else x):
             raise TfptmError(f"check_tflite: {len(y)} labels for a different number of inputs")
+        if task in ("multiclass", "binary"):  # class ids; a multilabel or regression label is a row per example
+            y = y.reshape(-1)
     lite = run_tflite(path, x, num_threads=num_threads)
     expected = model.predict(x, verbose=0)
-    task = task_of(model)
     lite_ids, keras_ids = _decisions(task, lite, expected), _decisions(task, expected, expected)
     agreement = float(np.mean([np.array_equal(a, b) for a, b in zip(lite_ids, keras_ids)]))
     report = {
