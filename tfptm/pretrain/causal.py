@@ -124,6 +124,7 @@ def causal_lm(
     lowercase=True,
     seed=0,
     verbose=0,
+    callbacks=None,
     **backbone_kwargs,
 ):
     """Pre-trains a Transformer decoder by next-token prediction on a plain-text corpus.
@@ -148,7 +149,7 @@ def causal_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: next_token_batches(w, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
     if isinstance(backbone.input, dict):
         tokenizer.outputs = sorted(backbone.input)
     result = Pretrained("causal_lm", backbone, tokenizer, model, history, final_metrics(history))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ from tfptm.data.corpus import Corpus, read_corpus, token_windows
 from tfptm.data.pipeline import finish
 from tfptm.data.text import learn_vocabulary, tokenizer_layer
 from tfptm.errors import TfptmError
-from tfptm.training import finetune, full, optimizer, recompile
+from tfptm.training import BackupAndRestore, finetune, full, optimizer, recompile
 
 
 @dataclasses.dataclass
@@ -174,7 +175,7 @@ def final_metrics(history):
     }
 
 
-def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, verbose):
+def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks=None):
     """Trains every weight of `model` (which holds the backbone) with `tfptm.finetune`, one stage.
 
     BERT's recipe: AdamW (weight decay 0.01, none on biases and norms) whose
@@ -182,6 +183,12 @@ def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, 
     `learning_rate`, then decays linearly to 0; `warmup_fraction=None` keeps
     the rate constant (plain Adam). Post-norm Transformers trained at a
     constant rate from the first step are the classic unstable case.
+
+    `callbacks` go to `model.fit`. With a `tfptm.training.BackupAndRestore`
+    among them, the same call after a kill resumes from its last backup (the
+    optimizer's step, hence the schedule, included) and returns the whole
+    history; a backup of a finished run (kept with `delete_checkpoint=False`)
+    restores its final weights without training again.
     """
     if warmup_fraction is not None:
         steps = int(data.cardinality())
@@ -189,4 +196,16 @@ def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, 
             raise TfptmError(f"pre-training data has no known number of batches ({steps}); expected a finite dataset")
         recompile(model, optimizer=optimizer("adamw", learning_rate, weight_decay=0.01, warmup_fraction=warmup_fraction,
                                              decay="linear", total_steps=steps * epochs))
-    return finetune(model, data, full(epochs, learning_rate), validation_data=validation_data, verbose=verbose)
+    _restore_finished(model, callbacks)
+    return finetune(model, data, full(epochs, learning_rate), validation_data=validation_data, callbacks=callbacks,
+                    verbose=verbose)
+
+
+def _restore_finished(model, callbacks):
+    """Loads the final weights of a finished run's backup: `finetune` skips its finished stages without loading them."""
+    backups = [c for c in callbacks or [] if isinstance(c, BackupAndRestore)]
+    state = backups[0].state() if backups else None
+    if state and state.get("stage_done"):
+        with warnings.catch_warnings():  # the optimizer state is not needed: nothing more trains
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(os.path.join(backups[0].backup_dir, state["weights"]))

@@ -144,6 +144,7 @@ def masked_lm(
     lowercase=True,
     seed=0,
     verbose=0,
+    callbacks=None,
     **backbone_kwargs,
 ):
     """Pre-trains a Transformer encoder by masked language modelling on a plain-text corpus.
@@ -167,6 +168,10 @@ def masked_lm(
             and `validation_accuracy` (of masked-token prediction).
         seed: the document split and the shuffling order (set
             `keras.utils.set_random_seed` too for reproducible weights and masks).
+        callbacks: Keras callbacks for the training run. With
+            `tfptm.training.BackupAndRestore(directory)` a killed run, called
+            again with the same arguments, resumes from its last backup instead
+            of starting over (the vocabulary is learnt again, the same way).
 
     Returns:
         A `Pretrained` result; save it with `save_pretrained`.
@@ -188,7 +193,7 @@ def masked_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: masked_batches(w, generator, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
     tokenizer.outputs = sorted(backbone.input)
     return Pretrained("masked_lm", backbone, tokenizer, model, history, final_metrics(history))
 

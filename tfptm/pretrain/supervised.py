@@ -4,7 +4,8 @@ from tfptm.build import build_model, get_backbone
 from tfptm.pretrain.common import Pretrained, final_metrics, train
 
 
-def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validation_data=None, verbose=0, name="source"):
+def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validation_data=None, verbose=0, name="source",
+               callbacks=None):
     """Trains `backbone` with `head` on a labelled source data set, every weight training; returns a `Pretrained`.
 
     This is the first half of classic transfer learning (the quickstart
@@ -18,6 +19,8 @@ def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validatio
         train_data: a `tf.data.Dataset` of `(inputs, labels)` batches, e.g. from `tfptm.data.from_arrays`.
         epochs, learning_rate: of the one full-training stage.
         validation_data: optional, reported as `validation_*` metrics.
+        callbacks: Keras callbacks for the run; with `tfptm.training.BackupAndRestore`
+            a killed run called again resumes from its last backup.
 
     Example:
     >>> import numpy as np, tfptm
@@ -29,5 +32,5 @@ def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validatio
     (True, 2, ['train_accuracy', 'train_loss'])
     """
     model = build_model(backbone, head, learning_rate=learning_rate, name=name)
-    history = train(model, train_data, epochs, learning_rate, None, validation_data, verbose)
+    history = train(model, train_data, epochs, learning_rate, None, validation_data, verbose, callbacks)
     return Pretrained("supervised", get_backbone(model), None, model, history, final_metrics(history))

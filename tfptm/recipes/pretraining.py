@@ -17,14 +17,17 @@ from pathlib import Path
 
 import tfptm
 from tfptm.errors import TfptmError, one_line
+from tfptm.pretrain.common import train
 from tfptm.recipes.loaders import DEFAULT_MAX_LENGTH, load_data, read_documents
 from tfptm.recipes.models import backbone_args, check_input_shape, evaluate, make_head, sample_shape
 
 PRETRAINED_DIR = "pretrained"  # the artifact `run_pretrain` saves: use RUN_DIR/pretrained as backbone.name
 
-#: objective -> pretrain(recipe, backbone, progress, verbose) -> (backbone, metrics) or, for text objectives
-#: whose vocabulary the fine-tuning text must share, (backbone, metrics, tokenizer).
+#: objective -> pretrain(recipe, backbone, progress, verbose, backup=None) -> (backbone, metrics) or, for text
+#: objectives whose vocabulary the fine-tuning text must share, (backbone, metrics, tokenizer). `backup` is the
+#: directory of its `tfptm.training.BackupAndRestore` (`pretrain_backup_dir`): a killed run resumes from it.
 PRETRAINERS = {}
+PRETRAIN_BACKUP = "pretrain"  # in the run's work directory (`tfptm.recipes.training.work_dir_for`)
 #: "distill" -> distill(recipe, student, data, progress, verbose) -> (history, metrics of the teacher and student).
 DISTILLERS = {}
 
@@ -45,7 +48,35 @@ def optimizer(recipe, learning_rate=None):
                                     **extra)
 
 
-def pretrain_supervised(recipe, backbone, progress, verbose=0):
+def pretrain_backup_dir(work):
+    """Where pre-training keeps its backup in a run's work directory `work` (`None`: no backups).
+
+    The backup is kept when pre-training ends (`delete_checkpoint=False`), so a
+    run killed later, while fine-tuning, does not pre-train again: it restores
+    the final weights. It goes with the work directory when the run completes.
+
+    Example:
+    >>> pretrain_backup_dir(Path(".run.backup")).as_posix(), pretrain_backup_dir(None)
+    ('.run.backup/pretrain', None)
+    """
+    return None if work is None else Path(work) / PRETRAIN_BACKUP
+
+
+def backup_callbacks(recipe, backup, progress):
+    """`[tfptm.training.BackupAndRestore]` in directory `backup` (every `finetune.backup_every_steps` steps and
+    epoch, kept at the end), or `[]` without one; says so when there is a backup to resume from."""
+    if backup is None:
+        return []
+    callback = tfptm.training.BackupAndRestore(backup, save_freq=recipe.finetune.backup_every_steps,
+                                               delete_checkpoint=False)
+    state = callback.state()
+    if state is not None:
+        done = "finished, restoring its weights" if state.get("stage_done") else f"{state['epoch']} epochs done"
+        progress(f"resuming pre-training from its backup in {backup} ({done})")
+    return [callback]
+
+
+def pretrain_supervised(recipe, backbone, progress, verbose=0, backup=None):
     """Supervised pre-training: the backbone with a fresh head trains fully on `pretrain.data`.
 
     Returns `(backbone, metrics on pretrain.data's test split)`.
@@ -56,7 +87,9 @@ def pretrain_supervised(recipe, backbone, progress, verbose=0):
     check_input_shape(backbone, sample_shape(data))
     model = tfptm.build_model(backbone, make_head(recipe.head, len(data.class_names)), name="pretrain")
     tfptm.training.recompile(model, optimizer=optimizer(recipe))
-    tfptm.finetune(model, data.train, tfptm.training.full(section.epochs, section.learning_rate), verbose=verbose)
+    # tfptm.finetune, one full stage, resuming from (or restoring) the backup
+    train(model, data.train, section.epochs, section.learning_rate, None, None, verbose,
+          backup_callbacks(recipe, backup, progress))
     return tfptm.get_backbone(model), evaluate(model, data)
 
 
@@ -66,7 +99,7 @@ PRETRAINERS["supervised"] = pretrain_supervised
 LANGUAGE_MODELS = {"mlm": ("masked_lm", "transformer_encoder"), "causal_lm": ("causal_lm", "transformer_decoder")}
 
 
-def pretrain_language_model(recipe, backbone, progress, verbose=0):
+def pretrain_language_model(recipe, backbone, progress, verbose=0, backup=None):
     """`mlm` or `causal_lm` pre-training (`tfptm.pretrain.masked_lm` / `causal_lm`) on `pretrain.data`'s texts.
 
     The objective builds its own backbone (`check_supported` makes sure
@@ -89,7 +122,7 @@ def pretrain_language_model(recipe, backbone, progress, verbose=0):
             documents, vocabulary_size=vocabulary_size, sequence_length=sequence_length, epochs=section.epochs,
             batch_size=section.data.batch_size, learning_rate=section.learning_rate,
             warmup_fraction=section.warmup_fraction, seed=recipe.seed,
-            verbose=verbose, **extra, **args)
+            verbose=verbose, callbacks=backup_callbacks(recipe, backup, progress), **extra, **args)
     except TypeError as error:
         raise TfptmError(f"backbone.args: {one_line(error)}") from None
     return result.backbone, result.metrics, result.tokenizer

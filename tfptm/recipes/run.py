@@ -37,7 +37,7 @@ from tfptm.progress import Progress
 from tfptm.recipes.loaders import LOADERS, LoadedData, check_classes, load_data, read_text_splits  # noqa: F401  (LoadedData: part of this API)
 from tfptm.recipes.models import backbone_args, check_input_shape, evaluate, make_head, sample_shape
 from tfptm.recipes.pretraining import DISTILLERS, LANGUAGE_MODELS, PRETRAINED_DIR, PRETRAINERS, distillation_section, \
-    save_pretrained_artifact
+    pretrain_backup_dir, save_pretrained_artifact
 from tfptm.recipes.summary import REPRESENTATIVE_EXAMPLES, write_representative, write_summary
 from tfptm.recipes.training import STAGES, carry_files, claimed_work_dir, prepare_model, train
 from tfptm.recipes.schema import TEXT_FILE_SOURCES
@@ -228,8 +228,12 @@ def precision_policy(policy):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def prepare(recipe, strategy, progress, verbose=0):
+def prepare(recipe, strategy, progress, verbose=0, work=None):
     """Data, (pre-trained) backbone and task model, built in `strategy.scope()`: `(data, model, metrics)`.
+
+    With `work` (the run's work directory), pre-training is backed up in it
+    (`pretrain_backup_dir`): run again after a kill, it resumes, or restores
+    its finished weights, instead of starting over.
 
     Example:
     >>> import tensorflow as tf
@@ -253,7 +257,8 @@ def prepare(recipe, strategy, progress, verbose=0):
         progress(f"building backbone {recipe.backbone.name!r} with a {recipe.head.task} head")
         backbone, tokenizer = backbone_and_tokenizer(recipe)
         if recipe.pretrain:
-            backbone, metrics["pretrain"], *learnt = PRETRAINERS[recipe.pretrain.objective](recipe, backbone, progress, verbose)
+            backbone, metrics["pretrain"], *learnt = PRETRAINERS[recipe.pretrain.objective](
+                recipe, backbone, progress, verbose, backup=pretrain_backup_dir(work))
             if learnt:
                 tokenizer = learnt[0]
                 tfptm.data.check_tokenizer(tokenizer, backbone)
@@ -291,7 +296,7 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
             precision_policy(recipe.finetune.mixed_precision):
         keras.utils.set_random_seed(recipe.seed)
         strategy = tfptm.training.get_strategy(recipe.distribute.strategy)
-        data, model, metrics = prepare(recipe, strategy, progress, verbose)
+        data, model, metrics = prepare(recipe, strategy, progress, verbose, work)
         artifacts = {}
         if recipe.pretrain and recipe.pretrain.objective in LANGUAGE_MODELS:  # its vocabulary is the run's
             artifacts["pretrained"] = save_pretrained_artifact(staging, recipe, tfptm.get_backbone(model), data.tokenizer,
@@ -390,10 +395,12 @@ def run_pretrain(recipe, run_dir=None, progress=None, verbose=0):
     check_supported(dataclasses.replace(recipe, distill=None))
     progress = progress or Progress()
     run_dir = Path(run_dir or default_run_dir(recipe))
-    with staged_directory(run_dir, "run directory") as staging:
+    # Backups go to .NAME.backup/ beside the run directory, as for `tfptm train`: a killed run resumes.
+    with claimed_work_dir(run_dir) as work, staged_directory(run_dir, "run directory") as staging:
         keras.utils.set_random_seed(recipe.seed)
         with tfptm.training.get_strategy(recipe.distribute.strategy).scope():
-            backbone, metrics, *learnt = PRETRAINERS[recipe.pretrain.objective](recipe, make_backbone(recipe), progress, verbose)
+            backbone, metrics, *learnt = PRETRAINERS[recipe.pretrain.objective](
+                recipe, make_backbone(recipe), progress, verbose, backup=pretrain_backup_dir(work))
         save_pretrained_artifact(staging, recipe, backbone, learnt[0] if learnt else None, metrics)
         write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe))
         summary = write_summary(staging, {"pretrain": metrics}, {"pretrained": run_dir / PRETRAINED_DIR}, {})
