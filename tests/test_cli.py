@@ -62,7 +62,7 @@ def test_recipes_verb_lists_shows_and_checks(tmp_path):
     offline = tfptm("recipes", "check", "text_minilm", "--set", f"data.path={data}", "--offline",
                     env_extra={"HF_HUB_CACHE": str(tmp_path / "empty_cache")})  # the bundled hf:// handle, not cached
     assert offline.returncode == 2 and "not in the cache" in offline.stderr and len(offline.stderr.splitlines()) == 1
-    missing = tfptm("recipes", "check", "text_minilm", "--set", "finetune.epochs=1")  # data/reviews.csv is not there
+    missing = tfptm("recipes", "check", "text_minilm", "--set", f"backbone.name={minilm}")  # data/reviews.csv is not there
     assert missing.returncode == 2 and "data/reviews.csv" in missing.stderr and "Traceback" not in missing.stderr
     all_names = {path.stem for path in (Path(__file__).parents[1] / "bench").glob("*.py")
                  if '__name__ == "__main__"' in path.read_text()}

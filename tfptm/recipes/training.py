@@ -159,7 +159,7 @@ def _locked_work_dir(run_dir):
         try:
             yield work
         finally:
-            if not (work / "backup").exists():  # finished, or failed before the first backup: nothing to resume
+            if not any((work / name).exists() for name in ("backup", "pretrain")):  # nothing to resume from
                 shutil.rmtree(work, ignore_errors=True)
 
 
