@@ -158,9 +158,11 @@ def _locked_work_dir(run_dir):
             shutil.rmtree(stale, ignore_errors=True)
         try:
             yield work
-        finally:
+        except BaseException:
             if not any((work / name).exists() for name in ("backup", "pretrain")):  # nothing to resume from
                 shutil.rmtree(work, ignore_errors=True)
+            raise
+        shutil.rmtree(work, ignore_errors=True)  # the run completed: nothing to resume
 
 
 def callbacks(recipe, work, validation, progress=None, total_epochs=None, examples_per_epoch=None):
