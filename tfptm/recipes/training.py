@@ -187,11 +187,8 @@ def callbacks(recipe, work, validation, progress=None, total_epochs=None, exampl
     keep_best = f.keep_best and validation
     found = tfptm.training.callbacks.standard(
         work, monitor=monitor, patience=f.patience or 10**9, backup=False, checkpoint=False,
-        early_stopping=f.patience is not None or keep_best,
-    )
-    for callback in found:
-        if isinstance(callback, keras.callbacks.EarlyStopping):  # tfptm's: the best epoch of all the stages
-            callback.restore_best_weights = bool(keep_best)
+        early_stopping=f.patience is not None or keep_best, restore_best_weights=bool(keep_best),
+    )  # tfptm's EarlyStopping: the best epoch of all the stages
     if progress is not None:
         found.append(tfptm.training.EpochProgress(progress, total_epochs, examples_per_epoch))
     return found + [tfptm.training.BackupAndRestore(work / "backup", save_freq=f.backup_every_steps)]

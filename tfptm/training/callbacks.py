@@ -241,11 +241,13 @@ def standard(
     csv=True,
     checkpoint=True,
     early_stopping=True,
+    restore_best_weights=True,
 ):
     """The usual callbacks for a run whose files go under `run_dir`.
 
-    In order: `StopOnNaN`; `EarlyStopping` on `monitor` (restoring the best
-    weights; `patience` epochs); `ModelCheckpoint` of the best model to
+    In order: `StopOnNaN`; `EarlyStopping` on `monitor` (tfptm's: restoring
+    the best weights of all stages unless `restore_best_weights=False`;
+    `patience` epochs); `ModelCheckpoint` of the best model to
     `run_dir/best.keras`; `TensorBoard` logs in `run_dir/logs` (`"auto"`: if
     the `tensorboard` package is installed, as Keras needs it); a `CSVLogger`
     to `run_dir/history.csv`; and `BackupAndRestore` in `run_dir/backup`,
@@ -262,7 +264,7 @@ def standard(
     callbacks = [StopOnNaN()]
     if early_stopping:
         callbacks.append(
-            EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=True)
+            EarlyStopping(monitor=monitor, mode=mode, patience=patience, restore_best_weights=restore_best_weights)
         )
     if checkpoint:
         callbacks.append(
