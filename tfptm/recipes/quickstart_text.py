@@ -114,7 +114,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     progress("training the same recipe from a randomly initialised network of the same shape")
     scratch = run_recipe(recipe_for(config, staging / "data", export_dir, scratch=True), staging / "scratch", quiet,
                          verbose)
-    student, student_metrics, student_export = _distill(config, staging, task, export_dir, progress)
+    student_metrics, student_export = _distill(config, staging, task, export_dir, progress)
 
     metrics = {"finetuned": finetuned["metrics"]["model"], "scratch": scratch["metrics"]["model"],
                "student": student_metrics}
@@ -134,7 +134,6 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         transfer_gain_points=100 * (metrics["finetuned"]["accuracy"] - metrics["scratch"]["accuracy"]),
     )
     write_text_atomic(staging / "report.md", _report(summary))
-    del student
     return summary
 
 
@@ -175,7 +174,7 @@ def _distill(config, staging, task, export_dir, progress):
         check_data=(test, task.test[1]), metadata={"task": "multiclass", "tokenizer": "all-MiniLM-L6-v2 WordPiece",
                                                    "sequence_length": config.max_length},
     )
-    return student, metrics, exported
+    return metrics, exported
 
 
 def _report(summary):
