@@ -285,4 +285,6 @@ def test_mirrored_strategy_matches_one_device(tmp_path):
     for key in ("loss", "student_loss", "distillation_loss", "accuracy"):
         np.testing.assert_allclose(mirrored["history"][key], single["history"][key], rtol=1e-4, err_msg=key)
     for a, b in zip(mirrored["weights"], single["weights"]):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-5)  # float32 sums in another order
+        # float32 sums in another order across 2 replicas; this toy model's weights reach hundreds, so the noise grows
+        # with them (up to 1e-3 relative seen); a real error (e.g. a loss not divided by replicas) is a factor of 2
+        np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-5)
