@@ -1,0 +1,7 @@
+"""Task kinds beyond single-text and image classification (floor 2).
+
+One module per task kind, each holding what keras-hub keeps with a task: its
+model builder or head, its loss and metric defaults, and its serving function.
+Single-input classification and regression heads are `tfptm.Head`
+(`tfptm/heads.py`).
+"""
