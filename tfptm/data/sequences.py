@@ -76,6 +76,29 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
     _, labels = check_arrays(np.zeros(len(texts)), labels, where="text_batches")
     tokenize, pad_id = token_ids_function(tokenizer, max_length)
     flat, starts, lengths = tokenize_all(texts, tokenize)
+    return token_batches(flat, starts, lengths, labels, pad_id, names, max_length=max_length, batch_size=batch_size,
+                         bucket_boundaries=bucket_boundaries, shuffle=shuffle, seed=seed, cache=cache,
+                         sort_by_length=sort_by_length)
+
+
+def token_batches(flat, starts, lengths, labels=None, pad_id=0, names=None, segments=None, max_length=128, batch_size=32,
+                  bucket_boundaries="auto", shuffle=True, seed=None, cache=True, sort_by_length=False):  # fmt: skip
+    """Batches already tokenized sequences (`tokenize_all`'s `flat, starts, lengths`) as `text_batches` does.
+
+    The batching half of `text_batches`, for callers that tokenize their own
+    way (text pairs, `tfptm.data.pairs`): the sequence length is the sort
+    key. `names` lists the dict outputs (`None`: one `token_ids` tensor);
+    `segments`, aligned with `flat`, gives the `segment_ids` (else zeros).
+
+    Example:
+    >>> import numpy as np
+    >>> ds = token_batches(np.array([5, 6, 7, 8, 9]), np.array([0, 3]), np.array([3, 2]), names=["segment_ids", "token_ids"],
+    ...                    segments=np.array([0, 0, 1, 0, 1]), batch_size=2, shuffle=False)
+    >>> batch = next(iter(ds))
+    >>> batch["token_ids"].numpy().tolist(), batch["segment_ids"].numpy().tolist()
+    ([[5, 6, 7], [8, 9, 0]], [[0, 0, 1], [0, 1, 0]])
+    """
+    starts, lengths = np.asarray(starts, "int64"), np.asarray(lengths, "int64")
     boundaries = pooled = None
     if shuffle:
         boundaries = _boundaries(bucket_boundaries, max_length)
@@ -84,11 +107,15 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
         order = np.argsort(lengths, kind="stable")
         starts, lengths = starts[order], lengths[order]
         labels = labels[order] if labels is not None else None
-    flat = tf.constant(flat)
+    flat = tf.constant(np.asarray(flat, "int32"))
+    segments = tf.constant(np.asarray(segments, "int32")) if segments is not None else None
 
     def tokens(span, *label):
         start, length = span
-        return ({"ids": flat[start: start + length], "length": tf.cast(length, tf.int32)}, *label)
+        x = {"ids": flat[start: start + length], "length": tf.cast(length, tf.int32)}
+        if segments is not None:
+            x["segments"] = segments[start: start + length]
+        return (x, *label)
 
     spans = (starts, lengths)
     ds = tf.data.Dataset.from_tensor_slices(spans if labels is None else (spans, labels))
@@ -96,7 +123,10 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
         ds = ds.map(lambda *span: (span,))  # one structure, `(span, *labels)`, for both cases
 
     def pad(ds):
-        padding_values = ({"ids": tf.constant(pad_id, tf.int32), "length": tf.constant(0, tf.int32)},)
+        padding = {"ids": tf.constant(pad_id, tf.int32), "length": tf.constant(0, tf.int32)}
+        if segments is not None:
+            padding["segments"] = tf.constant(0, tf.int32)
+        padding_values = (padding,)
         if labels is not None:
             padding_values += (tf.constant(0, ds.element_spec[1].dtype),)
         pool = POOL_BATCHES * batch_size
@@ -111,11 +141,11 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
         else:
             ds = ds.padded_batch(batch_size, padding_values=padding_values)
         if pooled:  # every pool but the last is a whole number of batches: as many batches as without pools
-            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(texts) // batch_size)))
+            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(lengths) // batch_size)))
             ds = ds.shuffle(POOL_BATCHES, seed=seed, reshuffle_each_iteration=True)
         return ds.map(lambda x, *y: (_model_inputs(x, names), *y) if y else _model_inputs(x, names))
 
-    return finish(ds, len(texts), batch_size, shuffle=shuffle, seed=seed, cache=cache, batch=pad)
+    return finish(ds, len(lengths), batch_size, shuffle=shuffle, seed=seed, cache=cache, batch=pad)
 
 
 def tokenize_all(texts, tokenize):
@@ -331,7 +361,8 @@ def _model_inputs(batch, names):
     if names is None:
         return ids
     mask = tf.sequence_mask(batch["length"], tf.shape(ids)[1])
-    every = {"token_ids": ids, "padding_mask": mask, "segment_ids": tf.zeros_like(ids)}
+    segments = batch["segments"] if "segments" in batch else tf.zeros_like(ids)
+    every = {"token_ids": ids, "padding_mask": mask, "segment_ids": segments}
     return {name: every[name] for name in names}
 
 

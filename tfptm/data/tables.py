@@ -90,7 +90,7 @@ def read_text_table(path, text_column="text", label_column="label", class_names=
     if fmt not in ("csv", "tsv", "jsonl"):
         raise TfptmError(f"read_text_table: cannot tell the format of {path!r}; expected a .csv, .tsv or .jsonl "
                          "file, or format='csv' | 'tsv' | 'jsonl'")
-    rows = _rows(_read_utf8(path), path, fmt, text_column, label_column)
+    rows = _rows(_read_utf8(path), path, fmt, [text_column, label_column])
     texts, raw_labels, skipped = [], [], []
     for line, text, label in rows:
         where = f"{path}:{line}"
@@ -126,9 +126,8 @@ def _read_utf8(path):
         ) from None
 
 
-def _rows(text, path, fmt, text_column, label_column):
-    """Yields `(line, text, label)` for every row."""
-    wanted = [text_column, label_column]
+def _rows(text, path, fmt, wanted):
+    """Yields `(line, *values)` for every row: the values of the columns (or JSON keys) named in `wanted`."""
     if fmt == "jsonl":
         # Lines end at "\n" only: U+2028, U+2029 and U+0085 are legal inside JSON strings (str.splitlines splits on them).
         for line, raw in enumerate(text.split("\n"), start=1):
@@ -143,7 +142,7 @@ def _rows(text, path, fmt, text_column, label_column):
             missing = [c for c in wanted if c not in record]
             if missing:
                 raise TfptmError(f"{path}:{line}: no {missing} key; found keys {sorted(record)}, expected {wanted}")
-            yield line, record[text_column], record[label_column]
+            yield (line, *(record[c] for c in wanted))
         return
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     try:
@@ -153,13 +152,13 @@ def _rows(text, path, fmt, text_column, label_column):
         missing = [c for c in wanted if c not in header]
         if missing:
             raise TfptmError(f"read_text_table: {path!r} has no column {missing}; found columns {header}, expected {wanted}")
-        text_at, label_at = header.index(text_column), header.index(label_column)
+        at = [header.index(c) for c in wanted]
         for row in reader:
             if not row:
                 continue
-            if len(row) <= max(text_at, label_at):
+            if len(row) <= max(at):
                 raise TfptmError(f"{path}:{reader.line_num}: {len(row)} fields; expected {len(header)} as in the header")
-            yield reader.line_num, row[text_at], row[label_at]
+            yield (reader.line_num, *(row[i] for i in at))
     except csv.Error as error:
         raise TfptmError(f"{path}:{reader.line_num}: not valid {fmt.upper()} ({error})") from None
 
