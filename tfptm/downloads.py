@@ -58,8 +58,10 @@ def not_cached(what, cache, provide, source=None):
     """The one-line error for a file that is not cached while downloads are off.
 
     Example:
+    >>> import os
+    >>> os.environ["TFPTM_OFFLINE"] = "1"
     >>> str(not_cached("Hugging Face model 'a/b'", "/cache", "pass a local directory"))
-    "Hugging Face model 'a/b' is not in the cache /cache and downloads are off (offline mode); pass a local directory"
+    "Hugging Face model 'a/b' is not in the cache /cache and downloads are off (TFPTM_OFFLINE=1); pass a local directory"
     """
     return TfptmError(f"{what} is not in the cache {cache} and downloads are off ({switch_name(source)}); {provide}")
 

@@ -31,7 +31,7 @@ def prepared_dir(name, data_dir):
     >>> prepared_dir("mnist", "/nonexistent")
     Traceback (most recent call last):
     ...
-    tfptm.errors.TfptmError: TFDS data set 'mnist' is not prepared in data_dir '/nonexistent' (no /nonexistent/mnist/<version>/dataset_info.json); prepare it where there is network access with `tfds build mnist --data_dir /nonexistent` (or tfds.builder('mnist', data_dir='/nonexistent').download_and_prepare()) and copy the folder here
+    tfptm.errors.TfptmError: TFDS data set 'mnist' is not prepared in data_dir '/nonexistent' (no /nonexistent/mnist/<version>/dataset_info.json)...; prepare it where there is network access with `tfds build mnist --data_dir /nonexistent` (or tfds.builder('mnist', data_dir='/nonexistent').download_and_prepare()) and copy the folder here
     """
     match = _NAME.match(name) if isinstance(name, str) else None
     if not match:
