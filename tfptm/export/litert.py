@@ -136,7 +136,9 @@ def _input_names(model):
     return sorted(spec) if isinstance(spec, dict) else [spec.name]
 
 
-def _convert(model, quantization, representative_data, int8_io):
+def _convert(model, quantization, representative_data, int8_io, output=None):
+    """`(flatbuffer, select_tf_ops, attention layers rewritten, recurrent layers unrolled)`; `output` names the
+    signature's output (default by the head's task: `probabilities` or `values`)."""
     spec = input_specs(model)
     rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
     fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
@@ -144,7 +146,7 @@ def _convert(model, quantization, representative_data, int8_io):
     with tempfile.TemporaryDirectory() as saved, rewrite as rewritten, unroll as unrolled:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        output = "values" if task(model) == "regression" else "probabilities"
+        output = output or ("values" if task(model) == "regression" else "probabilities")
         archive.add_endpoint(
             "serving_default",
             lambda inputs: {output: model(inputs, training=False)},
