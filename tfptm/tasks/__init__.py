@@ -5,3 +5,14 @@ model builder or head, its loss and metric defaults, and its serving function.
 Single-input classification and regression heads are `tfptm.Head`
 (`tfptm/heads.py`).
 """
+
+from tfptm.tasks.embeddings import (  # sentence embeddings (issue 17, part 3)
+    ContrastiveModel,
+    MultipleNegativesRankingLoss,
+    build_embedder,
+    embed,
+    export_embedder,
+    fine_tune,
+    load_embedder,
+    retrieval_metrics,
+)
