@@ -212,3 +212,33 @@ def test_minilm_tokenizer_strips_accents_as_hugging_face_does(minilm):
     _, preprocessor = minilm
     ids = preprocessor(tf.constant(["Café naïve résumé Ångström"]))["token_ids"].numpy()[0]
     assert ids[:8].tolist() == [101, 7668, 15743, 13746, 17076, 15687, 102, 0]
+
+
+def test_a_keras_hub_preset_embeds_and_serves_raw_strings_with_its_preprocessor(tmp_path):
+    """A tiny BERT preset with sentence-transformers' files: load_embedder reads CLS pooling, no normalisation and
+    the length from them, and the SavedModel's `embed` runs KerasHub's preprocessor in the graph."""
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "the", "river", "castle"]
+    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16,
+                                  intermediate_dim=32, max_sequence_length=16).save_to_preset(str(tmp_path / "p"))
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(tmp_path / "p"))
+    (tmp_path / "p" / "1_Pooling").mkdir()
+    (tmp_path / "p" / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    (tmp_path / "p" / "modules.json").write_text(json.dumps([{"type": "sentence_transformers.models.Pooling"}]))
+    (tmp_path / "p" / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 12}))
+    model, preprocessor = E.load_embedder(tmp_path / "p")
+    assert E.describe(model) == {"dimension": 16, "pooling": "cls", "normalized": False}
+    assert E.sequence_length(preprocessor) == 12
+    texts = ["hello world", "the river", "castle castle the hello world river", "world", "Hello, THE castle!"]
+    summary = E.export_embedder(model, tmp_path / "export", "bert", preprocessor, quantizations=["float32"],
+                                check_texts=texts)
+    assert summary["parity"]["saved_model"]["max_abs_diff"] < 1e-5, summary["parity"]
+    assert summary["parity"]["tflite_float32"]["max_abs_diff"] < 1e-5, summary["parity"]
+    meta = json.loads((tmp_path / "export" / "bert.float32.json").read_text())
+    assert (meta["cls_token_id"], meta["sep_token_id"], meta["pad_token_id"], meta["max_length"]) == (2, 3, 0, 12)
+    assert (tmp_path / "export" / "bert.vocab.txt").read_text().split() == vocabulary
+    (tmp_path / "q" / "1_Pooling").mkdir(parents=True)
+    (tmp_path / "q" / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    with pytest.raises(tfptm.TfptmError, match=r"pooling modes \['max_tokens'\]; tfptm builds exactly one of"):
+        E.sentence_transformers_settings(tmp_path / "q")
