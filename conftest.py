@@ -25,6 +25,8 @@ SLOW_DOCTESTS = frozenset({
     "tfptm.pretrain.causal.perplexity",
     # fits an LSTM classifier, then wraps it with its tokenizer: 2-3.5 s
     "tfptm.data.text",
+    # tokenizes, splits and batches a pair table into tf.data pipelines: 2.5-3 s of CPU
+    "tfptm.data.pairs.pair_dataset",
     # a whole image_transfer recipe run (pre-training, two fine-tuning stages): 3-6 s
     "tfptm.recipes.run",
     # SavedModel export and two TFLite conversions (float32, int8) with parity checks: 2.5-3.5 s
