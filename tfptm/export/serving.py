@@ -12,6 +12,7 @@ from tfptm.files import staged_group
 
 LABELS_FILE = "labels.txt"
 OUTPUTS = sig.output_names("multiclass")  # per task: sig.output_names(task)
+RAW_TEXT_PAIRS = "raw_text_pairs"  # the signature of text-pair models: text_a and text_b, tokenized in the graph
 
 
 def existing_versions(model_dir):
@@ -53,6 +54,9 @@ def saved_model(
     - text models given a `tokenizer` (a `tfptm.data.text.TextTokenizer` or a
       KerasHub preprocessor): `raw_text` (a 1-D string tensor `text`,
       tokenized inside the graph) and `token_ids` (as `serving_default`).
+    - text-pair models given a `tfptm.tasks.pairs.PairTokenizer`: `raw_text_pairs`
+      (two 1-D string tensors `text_a` and `text_b`, packed as
+      `[CLS] a [SEP] b [SEP]` inside the graph) and `token_ids`.
 
     Example:
     >>> import tempfile, tfptm
@@ -162,6 +166,14 @@ def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
             tokenizer(tf.constant([""]))  # ExportArchive tracks only built layers
         archive.track(tokenizer)
         archive.add_endpoint("token_ids", classify, input_signature=[spec])
+        names = tuple(getattr(tokenizer, "text_inputs", ("text",)))  # a pair tokenizer (tfptm.tasks.pairs) takes two
+        if len(names) == 2:
+            archive.add_endpoint(
+                RAW_TEXT_PAIRS,
+                lambda text_a, text_b: classify(sig.tokenize(tokenizer, (text_a, text_b), spec)),
+                input_signature=[tf.TensorSpec([None], tf.string, name=name) for name in names],
+            )
+            return archive
         archive.add_endpoint(
             "raw_text",
             lambda text: classify(sig.tokenize(tokenizer, text, spec)),

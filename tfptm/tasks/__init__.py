@@ -6,6 +6,8 @@ Single-input classification and regression heads are `tfptm.Head`
 (`tfptm/heads.py`).
 """
 
+from tfptm.tasks.pairs import PairTokenizer, check_pair_signature, export_pairs, pair_classifier, pair_tokenizer
+
 from tfptm.tasks.embeddings import (  # sentence embeddings (issue 17, part 3)
     ContrastiveModel,
     MultipleNegativesRankingLoss,
