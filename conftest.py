@@ -27,6 +27,8 @@ SLOW_DOCTESTS = frozenset({
     "tfptm.data.text",
     # tokenizes, splits and batches a pair table into tf.data pipelines: 2.5-3 s of CPU
     "tfptm.data.pairs.pair_dataset",
+    # fine-tunes a one-layer pair classifier for an epoch: 3.5 s of CPU
+    "tfptm.tasks.pairs",
     # a whole image_transfer recipe run (pre-training, two fine-tuning stages): 3-6 s
     "tfptm.recipes.run",
     # SavedModel export and two TFLite conversions (float32, int8) with parity checks: 2.5-3.5 s
