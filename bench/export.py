@@ -2,7 +2,7 @@
 
 - image: a small CNN trained on scikit-learn's digits (all ten classes), evaluated on a held-out split;
 - text: all-MiniLM-L6-v2 fine-tuned briefly on the offline sentiment task of
-  `tfptm.data.reviews` (disjoint train/test vocabulary), sequence length 64.
+  `tfptm.datasets.reviews` (disjoint train/test vocabulary), sequence length 64.
 
 Each model goes through `tfptm.export.tflite_report` (float32, float16, dynamic-range,
 int8 with a representative set drawn from the training data): size, Select-TF-ops use,
@@ -36,7 +36,7 @@ VARIANTS = ("float32", "float16", "dynamic", "int8")
 def image_report(args, out_dir):
     import tfptm
 
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     (x_train, y_train), (x_test, y_test) = tfptm.data.train_test_split(images, labels, test_fraction=0.3, seed=0)
     backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(32, 64), input_scale=1 / 16)
     model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=10, pooling="flatten"))
@@ -60,7 +60,7 @@ def text_report(args, out_dir):
     import keras
     import tensorflow as tf
     import tfptm
-    from tfptm.data.reviews import load_reviews
+    from tfptm.datasets.reviews import load_reviews
 
     keras.utils.set_random_seed(0)
     backbone, preprocessor = tfptm.backbones.presets.load_preset(minilm_dir(), sequence_length=args.sequence_length)

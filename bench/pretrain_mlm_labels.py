@@ -36,7 +36,7 @@ labels; nothing of a validation or test docstring is in it. This task is
 keyword-driven ("axes", "estimator", "array"), so a randomly initialized
 model learns much of it from few labels.
 
-Task `reviews` (GENERATED text; `tfptm.data.reviews`): sentiment of short
+Task `reviews` (GENERATED text; `tfptm.datasets.reviews`): sentiment of short
 reviews whose training and test splits use DISJOINT adjectives, nouns and
 templates. The unlabelled corpus is generated here too: every adjective of
 both splits appears next to phrases that reveal its polarity ("i loved it,
@@ -127,9 +127,9 @@ CUES = {
 
 
 def review_corpus(count, seed):
-    """`count` generated unlabelled sentences: a review in the templates of either split of `tfptm.data.reviews`,
+    """`count` generated unlabelled sentences: a review in the templates of either split of `tfptm.datasets.reviews`,
     with an adjective of either split, next to a polarity cue and two more adjectives of the same polarity."""
-    from tfptm.data.reviews import VOCABULARY
+    from tfptm.datasets.reviews import VOCABULARY
 
     rng = np.random.default_rng(seed)
     pick = lambda items: items[rng.integers(len(items))]  # noqa: E731
@@ -146,9 +146,9 @@ def review_corpus(count, seed):
 
 
 def reviews_task(config, rng):
-    """`(corpus, train, validation, test, info)`: labelled reviews of `tfptm.data.reviews` and a generated corpus.
+    """`(corpus, train, validation, test, info)`: labelled reviews of `tfptm.datasets.reviews` and a generated corpus.
     Validation reviews come from the training split (its adjectives), as a user's own held-out labels would."""
-    from tfptm.data.reviews import load_reviews
+    from tfptm.datasets.reviews import load_reviews
 
     seed = int(rng.integers(1000))
     texts, labels = load_reviews("train", config["train_pool"] + config["validation_examples"], seed=seed)
@@ -156,7 +156,7 @@ def reviews_task(config, rng):
     train, validation = (texts[:cut], labels[:cut]), (texts[cut:], labels[cut:])
     test = load_reviews("test", config["test_examples"], seed=seed + 1)
     corpus = review_corpus(config["corpus_sentences"], seed + 2)
-    info = {"description": "sentiment of GENERATED reviews; train/test splits use disjoint adjectives (tfptm.data.reviews); "
+    info = {"description": "sentiment of GENERATED reviews; train/test splits use disjoint adjectives (tfptm.datasets.reviews); "
                            "the unlabelled corpus is GENERATED so that every adjective of both splits appears next to "
                            "phrases revealing its polarity: it tests the mechanism, not a real-world accuracy",
             "classes": ["negative", "positive"], "corpus_documents": len(corpus), "corpus_example": corpus[:4]}

@@ -38,7 +38,7 @@ def main():
 
     import tfptm
 
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     data = tfptm.data.from_arrays(images, labels, batch_size=args.batch, seed=0)
     keras.utils.set_random_seed(0)
     backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(32, 64), input_scale=1 / 16)
@@ -46,7 +46,7 @@ def main():
     initial = template.get_weights()
 
     def fresh_model():
-        model = tfptm.build_model(keras.models.clone_model(tfptm.get_backbone(template)),
+        model = tfptm.build_model(keras.models.clone_model(tfptm.backbone_of(template)),
                                   tfptm.Head("multiclass", num_classes=10, pooling="flatten"))
         model.set_weights(initial)
         return model

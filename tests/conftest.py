@@ -22,7 +22,7 @@ def _seed():
 def digits():
     import tfptm
 
-    return tfptm.data.load_digits()
+    return tfptm.datasets.load_digits()
 
 
 @pytest.fixture

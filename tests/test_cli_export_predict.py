@@ -37,12 +37,12 @@ def quickstart_run(quickstart):
 @pytest.fixture(scope="module")
 def digit_pngs(tmp_path_factory):
     """Three target digits (5, 7, 9) as PNG files scaled 0..255, and their raw 0..16 arrays."""
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     picked = np.stack([images[labels == digit][-1] for digit in (5, 7, 9)])
     folder = tmp_path_factory.mktemp("pngs")
     paths = []
     for digit, image in zip((5, 7, 9), picked):
-        pixels = np.round(image * 255 / tfptm.data.DIGITS_PIXEL_MAX).astype("uint8")
+        pixels = np.round(image * 255 / tfptm.datasets.DIGITS_PIXEL_MAX).astype("uint8")
         paths.append(folder / f"{digit}.png")
         tf.io.write_file(str(paths[-1]), tf.io.encode_png(pixels))
     return [str(p) for p in paths], picked

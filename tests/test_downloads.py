@@ -197,7 +197,7 @@ def test_a_bad_imagenet_download_is_one_line_and_leaves_nothing(keras_mirror, fa
 
 
 def _reviews(path, count=40):
-    texts, labels = tfptm.data.load_reviews("train", count=count, seed=0)
+    texts, labels = tfptm.datasets.load_reviews("train", count=count, seed=0)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])

@@ -60,7 +60,7 @@ def test_a_bad_representative_file_is_one_error_and_nothing_is_written(run, tmp_
 
 
 def test_a_failure_after_the_saved_model_leaves_no_new_version_and_an_unchanged_record(run, tmp_path, monkeypatch):
-    import tfptm.export.run as export_run
+    import tfptm.export.exporter as export_run
 
     def crash(*args, **kwargs):
         raise RuntimeError("killed during TFLite conversion")

@@ -99,7 +99,7 @@ SETS = ["pretrain.data.batch_size=8", "data.max_length=16", "data.batch_size=16"
 
 
 def _write_data(tmp_path):
-    texts, labels = tfptm.data.load_reviews("train", count=200, seed=1)
+    texts, labels = tfptm.datasets.load_reviews("train", count=200, seed=1)
     (tmp_path / "corpus.txt").write_text("\n".join(map(str, texts)) + "\n", encoding="utf-8")
     rows = ["text,label"] + [f'"{t}",{"pos" if l else "neg"}' for t, l in zip(texts[:60], labels[:60])]
     (tmp_path / "labelled.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")

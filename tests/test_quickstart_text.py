@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfptm.recipes.quickstart_text import TextQuickstartConfig, default_backbone, format_table, run_text_quickstart
+from tfptm.jobs.quickstart_text import TextQuickstartConfig, default_backbone, format_table, run_text_quickstart
 
 TINY = TextQuickstartConfig(shots=4, test_per_class=6, epochs=2, transfer_texts=300, student_epochs=20, max_length=32)
 

@@ -97,7 +97,11 @@ BROKEN = [
     ({"finetune": {"mixed_precision": "fp16"}},
      "finetune.mixed_precision: expected one of 'auto', 'mixed_float16', 'mixed_bfloat16', 'float32', got 'fp16'"),
     ({"head": {"task": "regression"}, "export": {"saved_model": True}},
-     "export: export serves classifiers (multiclass or binary); head.task is 'regression'"),
+     "head.task: task 'regression' reads lists of labels or numbers from a csv or jsonl table; data.source 'digits' "
+     "holds class labels, expected csv or jsonl"),
+    ({"data": {"source": "csv", "path": "t.csv", "validation_fraction": 0.1}, "head": {"task": "regression"},
+      "finetune": {"monitor": "val_accuracy"}},
+     "finetune.monitor: 'val_accuracy' is not a metric of a regression head; expected e.g. val_loss or val_mae"),
 ]
 
 

@@ -1,6 +1,6 @@
 """Evidence that MiniLM's pre-trained weights help: same recipe, pre-trained vs random init.
 
-The task is `tfptm.data.reviews`: generated offline, with train and test
+The task is `tfptm.datasets.reviews`: generated offline, with train and test
 splits that share no adjectives, nouns or templates. A random-init copy of
 the same architecture, trained the same way, sees only unknown words.
 """
@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 import tfptm
-from tfptm.data.reviews import VOCABULARY, load_reviews
+from tfptm.datasets.reviews import VOCABULARY, load_reviews
 
 SEQUENCE_LENGTH = 32
 

@@ -20,7 +20,7 @@ def _data(digit_batch):
 
 
 def test_feature_extraction_trains_only_the_head_and_keeps_batchnorm_statistics(tiny_classifier, digit_batch):
-    backbone = tfptm.get_backbone(tiny_classifier)
+    backbone = tfptm.backbone_of(tiny_classifier)
     bn = backbone.get_layer("block1_1_bn")
     before_backbone, before_head = _weights(backbone), _weights(tiny_classifier.get_layer("head_logits"))
     tfptm.finetune(tiny_classifier, _data(digit_batch), tfptm.training.feature_extraction(2), verbose=0)
@@ -30,7 +30,7 @@ def test_feature_extraction_trains_only_the_head_and_keeps_batchnorm_statistics(
 
 
 def test_two_stage_finetunes_convolutions_but_not_batchnorm(tiny_classifier, digit_batch):
-    backbone = tfptm.get_backbone(tiny_classifier)
+    backbone = tfptm.backbone_of(tiny_classifier)
     conv, bn = backbone.get_layer("block1_1_conv"), backbone.get_layer("block1_1_bn")
     before_conv, before_bn = _weights(conv), _weights(bn)
     history = tfptm.finetune(tiny_classifier, _data(digit_batch), tfptm.training.two_stage(1, 2), verbose=0)
@@ -41,14 +41,14 @@ def test_two_stage_finetunes_convolutions_but_not_batchnorm(tiny_classifier, dig
 
 
 def test_full_training_from_scratch_updates_batchnorm(tiny_classifier, digit_batch):
-    bn = tfptm.get_backbone(tiny_classifier).get_layer("block2_1_bn")
+    bn = tfptm.backbone_of(tiny_classifier).get_layer("block2_1_bn")
     before = _weights(bn)
     tfptm.finetune(tiny_classifier, _data(digit_batch), tfptm.training.full(1, 1e-3), verbose=0)
     assert _changed(before, bn)
 
 
 def test_partial_unfreezes_only_the_top_blocks(tiny_classifier, digit_batch):
-    backbone = tfptm.get_backbone(tiny_classifier)
+    backbone = tfptm.backbone_of(tiny_classifier)
     low, top = backbone.get_layer("block1_1_conv"), backbone.get_layer("block2_1_conv")
     before_low, before_top = _weights(low), _weights(top)
     tfptm.finetune(tiny_classifier, _data(digit_batch), tfptm.training.partial(1, top_blocks=1), verbose=0)

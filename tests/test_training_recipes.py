@@ -271,7 +271,7 @@ def test_lora_trains_only_adapters_and_head_and_round_trips(tmp_path):
 def test_lora_with_partial_trains_only_the_top_blocks_adapters():
     model = _text_model()
     tfptm.training.enable_lora(model, rank=2)
-    tfptm.training.set_trainable_blocks(tfptm.get_backbone(model), 1)
+    tfptm.training.set_trainable_blocks(tfptm.backbone_of(model), 1)
     tfptm.training.recompile(model)
     assert {v.path for v in model.trainable_variables} == {
         "transformer_layer_1/self_attention_layer/query/lora_kernel_a",

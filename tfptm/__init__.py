@@ -13,7 +13,10 @@ Example:
 
 import importlib
 
+from tfptm import _moved
+
 __version__ = "0.1.0"
+_moved.install()  # old import paths of moved modules keep working for one release (see tfptm/_moved.py)
 
 _PUBLIC = {
     # name: (module, attribute or None for the module itself)
@@ -23,7 +26,9 @@ _PUBLIC = {
     "backbones": ("tfptm.backbones", None),
     "Head": ("tfptm.heads", "Head"),
     "build_model": ("tfptm.build", "build_model"),
-    "get_backbone": ("tfptm.build", "get_backbone"),
+    "backbone_of": ("tfptm.build", "backbone_of"),
+    "get_backbone": ("tfptm.build", "get_backbone"),  # old name of backbone_of, kept for one release
+    "load_model": ("tfptm.rundir", "load_model"),
     "save_model": ("tfptm.build", "save_model"),
     "training": ("tfptm.training", None),
     "finetune": ("tfptm.training", "finetune"),
@@ -31,6 +36,9 @@ _PUBLIC = {
     "evaluation": ("tfptm.evaluation", None),
     "export": ("tfptm.export", None),
     "recipes": ("tfptm.recipes", None),
+    "jobs": ("tfptm.jobs", None),
+    "rundir": ("tfptm.rundir", None),
+    "tasks": ("tfptm.tasks", None),
     "pretrain": ("tfptm.pretrain", None),
     "Distiller": ("tfptm.distill", "Distiller"),
     "distill": ("tfptm.distill", None),

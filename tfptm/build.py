@@ -38,12 +38,27 @@ def build_model(backbone, head, optimizer="adam", learning_rate=1e-3, name="mode
     return model
 
 
-def get_backbone(model):
-    """Returns the backbone sub-model of a model made by `build_model`."""
+def backbone_of(model):
+    """The backbone sub-model of a model made by `build_model` (`tfptm.backbones.get` builds one from a name).
+
+    Example:
+    >>> import tfptm
+    >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(4,))
+    >>> backbone_of(tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))) is backbone
+    True
+    """
     try:
         return model.get_layer(BACKBONE_NAME)
     except ValueError:
         raise TfptmError(f"Model {model.name!r} has no layer named {BACKBONE_NAME!r}; build it with tfptm.build_model")
+
+
+def get_backbone(model):
+    """The old name of `backbone_of`, kept for one release."""
+    from tfptm._moved import warn_moved
+
+    warn_moved("tfptm.get_backbone", "tfptm.backbone_of")
+    return backbone_of(model)
 
 
 def save_model(model, path, include_optimizer=False):

@@ -32,13 +32,13 @@ def _quickstart(args):
     import dataclasses
 
     if args.variant == "digits":
-        from tfptm.recipes.quickstart import QuickstartConfig, format_table, run_quickstart
+        from tfptm.jobs.quickstart_digits import QuickstartConfig, format_table, run_quickstart
 
         given = {"shots": args.shots, "source_epochs": args.source_epochs, "head_epochs": args.head_epochs,
                  "finetune_epochs": args.finetune_epochs, "scratch_epochs": args.scratch_epochs, "seed": args.seed}
         config, run = QuickstartConfig(), run_quickstart
     else:
-        from tfptm.recipes.quickstart_text import TextQuickstartConfig, format_table, run_text_quickstart
+        from tfptm.jobs.quickstart_text import TextQuickstartConfig, format_table, run_text_quickstart
 
         digits_only = [flag for flag, value in (("--source-epochs", args.source_epochs), ("--head-epochs", args.head_epochs),
                                                 ("--finetune-epochs", args.finetune_epochs),
@@ -76,11 +76,11 @@ def _recipe(args):
 
 
 def _print_run(summary):
-    from tfptm.recipes.summary import format_summary, parity_ok
+    from tfptm.rundir import REPORT_FILE, format_summary, parity_ok
 
     print(format_summary(summary))
-    if summary.get("run_dir") and os.path.isfile(os.path.join(summary["run_dir"], "report.md")):
-        print(f"report: {summary['run_dir']}/report.md")
+    if summary.get("run_dir") and os.path.isfile(os.path.join(summary["run_dir"], REPORT_FILE)):
+        print(f"report: {summary['run_dir']}/{REPORT_FILE}")
     if not parity_ok(summary):
         print("tfptm: error: an exported artifact does not match the Keras model (see summary.json)", file=sys.stderr)
         return 1
@@ -90,7 +90,7 @@ def _print_run(summary):
 def _train(args):
     recipe = _recipe(args)  # validated before TensorFlow loads
     _quiet_tensorflow()
-    from tfptm.recipes.run import run_recipe
+    from tfptm.jobs.train import run_recipe
 
     return _print_run(run_recipe(recipe, args.out, _progress(args), verbose=0 if args.quiet else "auto", origin=args.recipe))
 
@@ -98,7 +98,7 @@ def _train(args):
 def _pretrain(args):
     recipe = _recipe(args)
     _quiet_tensorflow()
-    from tfptm.recipes.run import run_pretrain
+    from tfptm.jobs.train import run_pretrain
 
     return _print_run(run_pretrain(recipe, args.out, _progress(args), verbose=0 if args.quiet else "auto"))
 
@@ -115,16 +115,17 @@ def _evaluate(args):
 
     from tfptm.recipes import load_recipe
     from tfptm.recipes.bundled import resolve_recipe_path
+    from tfptm.rundir import RECIPE_FILE
 
     target = Path(args.model)
     if args.recipe:
         recipe = load_recipe(resolve_recipe_path(args.recipe), args.set)
     elif target.is_dir():
-        recipe = load_recipe(target / "recipe.yaml", args.set)
+        recipe = load_recipe(target / RECIPE_FILE, args.set)
     else:
         raise TfptmError(f"evaluate: {args.model!r} is not a run directory; give the data with --recipe RECIPE")
     _quiet_tensorflow()
-    from tfptm.recipes.saved import evaluate_saved
+    from tfptm.jobs.evaluate import evaluate_saved
 
     summary = evaluate_saved(target, recipe, args.out, _progress(args))
     if args.out:
@@ -134,7 +135,8 @@ def _evaluate(args):
 
 def _export(args):
     _quiet_tensorflow()
-    from tfptm.export import export_run, write_models_config
+    from tfptm.export import write_models_config
+    from tfptm.jobs.export import export_run
 
     summary = export_run(
         args.source, args.out, model_name=args.name, formats=args.formats, quantizations=args.quantize,
@@ -186,12 +188,12 @@ def _recipes(args):
 
 
 def _bench(args):
-    from tfptm.recipes.bench import BENCHMARKS, run_benchmark
+    from tfptm.jobs.bench import BENCHMARKS, run_benchmark
 
     if args.name:
         return run_benchmark(args.name, quick=args.quick)
     if not BENCHMARKS:
-        print("no benchmarks yet (add scripts to bench/ and a row to tfptm/recipes/bench.py BENCHMARKS)")
+        print("no benchmarks yet (add scripts with a __main__ block to bench/)")
     for name, (script, description) in BENCHMARKS.items():
         print(f"{name:<20} {description}  (bench/{script})")
     return 0
@@ -267,7 +269,7 @@ def build_parser():
                  "Validates the recipe, then: load data, build backbone + head, (pre-train,) fine-tune, evaluate on the "
                  "test split, export and check parity. The run directory appears only when complete: summary.json, "
                  "recipe.yaml (resolved; train it again to repeat the run), history.json, history.csv, TensorBoard "
-                 "logs/, best.keras, model.keras, report.md with PNG plots, export/. While training, backups go to "
+                 "logs/, model.keras (the best epoch on validation), report.md with PNG plots, export/. While training, backups go to "
                  "the hidden directory .DIR.backup/ beside --out DIR: if the process is killed, the same command "
                  "again resumes from the last backup and ends with the configured epochs. It is deleted when the run "
                  "completes; delete it yourself to start afresh.")

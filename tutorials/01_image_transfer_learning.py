@@ -24,7 +24,7 @@ import tfptm
 FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
 EPOCHS = 2 if FAST else 40
 
-images, labels = tfptm.data.load_digits()
+images, labels = tfptm.datasets.load_digits()
 x_source, y_source = tfptm.data.select_classes(images, labels, [0, 1, 2, 3, 4])
 x_target, y_target = tfptm.data.select_classes(images, labels, [5, 6, 7, 8, 9])
 (x_few, y_few), (x_test, y_test) = tfptm.data.sample_per_class(x_target, y_target, 5, seed=0)
@@ -42,7 +42,7 @@ source = tfptm.build_model(backbone, new_head())
 tfptm.finetune(source, tfptm.data.from_arrays(x_source, y_source, seed=0), tfptm.training.full(EPOCHS, 1e-3))
 
 # Transfer: same backbone object, new head for the new classes.
-model = tfptm.build_model(tfptm.get_backbone(source), new_head())
+model = tfptm.build_model(tfptm.backbone_of(source), new_head())
 few_shot = tfptm.data.from_arrays(x_few, y_few, batch_size=16, seed=0)
 tfptm.finetune(model, few_shot, tfptm.training.two_stage(head_epochs=EPOCHS, finetune_epochs=EPOCHS))
 report = tfptm.evaluate(model, x_test, y_test, class_names=list("56789"))

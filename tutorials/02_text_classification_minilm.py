@@ -2,7 +2,7 @@
 
 MiniLM is a 6-layer BERT (22.7M parameters) that already knows English from
 pre-training. We add a classification head on its [CLS] token and fine-tune
-on a small labelled set. The task (`tfptm.data.load_reviews`) is built so that
+on a small labelled set. The task (`tfptm.datasets.load_reviews`) is built so that
 test reviews use other adjectives than training ones: only a model that knows
 "superb" is like "great" can score well. See tests/test_text_transfer.py for
 the same recipe from random initialization (it stays at chance).
@@ -43,8 +43,8 @@ checkpoint = os.path.join(os.path.dirname(spec.origin), "model")
 backbone, preprocessor = tfptm.backbones.presets.load_preset(checkpoint, sequence_length=64)
 model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2, pooling="first", dropout=0.1))
 
-texts, labels = tfptm.data.load_reviews("train", count=TRAIN_SIZE, seed=0)
-test_texts, test_labels = tfptm.data.load_reviews("test", count=128, seed=1)
+texts, labels = tfptm.datasets.load_reviews("train", count=TRAIN_SIZE, seed=0)
+test_texts, test_labels = tfptm.datasets.load_reviews("test", count=128, seed=1)
 train = tfptm.data.text_batches(texts, labels, tokenizer=preprocessor, max_length=64, batch_size=16,
                                 outputs=model.input, seed=0)
 

@@ -25,7 +25,7 @@ import tfptm
 FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
 EPOCHS = 3 if FAST else 30
 
-images, labels = tfptm.data.load_digits()
+images, labels = tfptm.datasets.load_digits()
 x_source, y_source = tfptm.data.select_classes(images, labels, [0, 1, 2, 3, 4])
 x_target, y_target = tfptm.data.select_classes(images, labels, [5, 6, 7, 8, 9])
 (x_few, y_few), (x_test, y_test) = tfptm.data.sample_per_class(x_target, y_target, 20, seed=0)

@@ -10,7 +10,7 @@ Step 1 learns a WordPiece vocabulary from the unlabelled corpus, pre-trains
 and saves an artifact directory (backbone + vocabulary). Step 2 loads that
 directory by path, as any user would, and fine-tunes on a few labels.
 
-The data is `tfptm.data.load_reviews`, generated offline: this tutorial shows
+The data is `tfptm.datasets.load_reviews`, generated offline: this tutorial shows
 the mechanics and the artifact round trip. Whether MLM pays off on a given
 budget is measured, with real text, in bench/pretrain_mlm_labels.py.
 
@@ -28,7 +28,7 @@ FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
 work = tempfile.mkdtemp()
 
 # Step 1: unlabelled same-domain text -> a pre-trained artifact.
-unlabelled = [*tfptm.data.load_reviews("train", 600, seed=10)[0], *tfptm.data.load_reviews("test", 600, seed=11)[0]]
+unlabelled = [*tfptm.datasets.load_reviews("train", 600, seed=10)[0], *tfptm.datasets.load_reviews("test", 600, seed=11)[0]]
 pretrained = tfptm.pretrain.masked_lm(
     unlabelled, vocabulary_size=200, sequence_length=16, epochs=1 if FAST else 8, batch_size=32,
     learning_rate=1e-3, num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128,
@@ -38,8 +38,8 @@ artifact = tfptm.pretrain.save_pretrained(os.path.join(work, "reviews_mlm"), pre
 
 # Step 2: load by path, put a head on, fine-tune on a few labels.
 backbone, tokenizer = tfptm.backbones.saved.load_artifact(artifact)
-texts, labels = tfptm.data.load_reviews("train", 32, seed=0)
-test_texts, test_labels = tfptm.data.load_reviews("test", 128, seed=1)
+texts, labels = tfptm.datasets.load_reviews("train", 32, seed=0)
+test_texts, test_labels = tfptm.datasets.load_reviews("test", 128, seed=1)
 
 
 def tokenize(strings):

@@ -28,7 +28,7 @@ import tfptm
 
 TEACHER_EPOCHS, STUDENT_EPOCHS = 20, 40  # the smoke run too: BatchNorm needs a few hundred steps, int8 a confident student
 
-images, labels = tfptm.data.load_digits()
+images, labels = tfptm.datasets.load_digits()
 (x_train, y_train), (x_test, y_test) = tfptm.data.train_test_split(images, labels, test_fraction=0.25, seed=0)
 train = tfptm.data.from_arrays(x_train, y_train, seed=0)
 

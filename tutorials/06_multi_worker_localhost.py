@@ -62,7 +62,7 @@ def work():
     import tfptm
 
     strategy = tfptm.training.get_strategy("multi_worker")  # first TensorFlow call in the process
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     (x_train, y_train), (x_test, y_test) = tfptm.data.train_test_split(images, labels, test_fraction=0.25, seed=0)
 
     with strategy.scope():

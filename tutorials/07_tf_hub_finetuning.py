@@ -29,7 +29,7 @@ FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
 EPOCHS = 2 if FAST else 30
 work = tempfile.mkdtemp()
 
-images, labels = tfptm.data.load_digits()
+images, labels = tfptm.datasets.load_digits()
 x_source, y_source = tfptm.data.select_classes(images, labels, [0, 1, 2, 3, 4])
 x_target, y_target = tfptm.data.select_classes(images, labels, [5, 6, 7, 8, 9])
 (x_few, y_few), (x_test, y_test) = tfptm.data.sample_per_class(x_target, y_target, 10, seed=0)
@@ -41,7 +41,7 @@ source = tfptm.build_model(
 )
 tfptm.finetune(source, tfptm.data.from_arrays(x_source, y_source, seed=0), tfptm.training.full(EPOCHS, 1e-3), verbose=0)
 module_dir = os.path.join(work, "digits_features")
-tfptm.get_backbone(source).export(module_dir, verbose=False)  # a TF2 SavedModel with a `serve` function
+tfptm.backbone_of(source).export(module_dir, verbose=False)  # a TF2 SavedModel with a `serve` function
 archive = os.path.join(work, "digits_features.tar.gz")
 with tarfile.open(archive, "w:gz") as tar:
     tar.add(module_dir, arcname=".")

@@ -31,7 +31,7 @@ FAST = os.environ.get("TFPTM_TUTORIAL_FAST") == "1"
 EPOCHS = 4 if FAST else 20
 base = tempfile.mkdtemp() if FAST else "export"
 
-images, labels = tfptm.data.load_digits()
+images, labels = tfptm.datasets.load_digits()
 (x_train, y_train), (x_test, y_test) = tfptm.data.train_test_split(images, labels, test_fraction=0.25, seed=0)
 backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(16, 32), input_scale=1 / 16)
 model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=10, pooling="flatten"))

@@ -51,36 +51,47 @@ def load_saved(path, safe_mode=True):
     >>> load_saved(path).output.shape
     (None, 8, 8, 8)
     """
+    model = read_keras_file(path, compile=False, safe_mode=safe_mode, what="Saved backbone")
+    model.name = BACKBONE_NAME
+    return model
+
+
+def read_keras_file(path, compile=False, safe_mode=True, what="Model"):
+    """Reads a `.keras` file as a `keras.Model`, every failure one `TfptmError` naming the file (`what` says what it is).
+
+    The one reader of `.keras` files: backbones (`load_saved`) and whole
+    models (`tfptm.rundir.load_model`) both go through it.
+
+    Example:
+    >>> read_keras_file("/no/such/model.keras")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: Model '/no/such/model.keras' does not exist; ...
+    """
     path = os.fspath(path)
     if not isinstance(safe_mode, bool):
         raise TfptmError(f"load_saved: safe_mode is {safe_mode!r}; expected True (the default) or False")
     if not path.endswith(SUFFIX):
-        raise TfptmError(
-            f"Saved backbone {path!r} is not a {SUFFIX} file; expected a file written by model.save('name{SUFFIX}')"
-        )
+        raise TfptmError(f"{what} {path!r} is not a {SUFFIX} file; expected a file written by model.save('name{SUFFIX}')")
     if not os.path.isfile(path):
         raise TfptmError(
-            f"Saved backbone {path!r} does not exist; "
-            f"expected a {SUFFIX} file such as tfptm quickstart's pretrained_backbone{SUFFIX}"
+            f"{what} {path!r} does not exist; "
+            f"expected a {SUFFIX} file such as tfptm quickstart's pretrained_backbone{SUFFIX} or a run's model{SUFFIX}"
         )
     if not zipfile.is_zipfile(path):
-        raise TfptmError(
-            f"Saved backbone {path!r} is corrupt or not a Keras file; "
-            f"expected a {SUFFIX} zip archive written by model.save"
-        )
+        raise TfptmError(f"{what} {path!r} is corrupt or not a Keras file; expected a {SUFFIX} zip archive written by model.save")
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=safe_mode)
     except Exception as error:  # Keras raises ValueError, TypeError, KeyError or OSError for files it cannot read.
         message = one_line(error)
         if safe_mode and "safe_mode" in message:
             raise TfptmError(
-                f"Saved backbone {path!r} contains Python code (e.g. a Lambda layer) that safe mode refuses; "
+                f"{what} {path!r} contains Python code (e.g. a Lambda layer) that safe mode refuses; "
                 "rebuild it from standard or registered layers, or pass safe_mode=False if you trust the file"
             ) from None
-        raise TfptmError(f"Saved backbone {path!r} cannot be loaded: {message}") from None
+        raise TfptmError(f"{what} {path!r} cannot be loaded: {message}") from None
     if not isinstance(model, keras.Model):
-        raise TfptmError(f"Saved backbone {path!r} holds a {type(model).__name__}; expected a keras.Model")
-    model.name = BACKBONE_NAME
+        raise TfptmError(f"{what} {path!r} holds a {type(model).__name__}; expected a keras.Model")
     return model
 
 

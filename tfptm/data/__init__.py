@@ -9,16 +9,15 @@ from tfptm.data import augment, corpus, text
 from tfptm.data.arrays import check_arrays, sample_per_class, select_classes, split_indices, train_test_split
 from tfptm.data.catalog import prepared_dir, tfds_dataset
 from tfptm.data.corpus import read_corpus
-from tfptm.data.digits import DIGITS_PIXEL_MAX, load_digits
+from tfptm.datasets.digits import DIGITS_PIXEL_MAX, load_digits
 from tfptm.data.images import check_input_shape, image_folder
 from tfptm.data.loaded import Loaded, Skip
 from tfptm.data.pipeline import finish, from_arrays
-from tfptm.data.reviews import load_reviews
+from tfptm.datasets.reviews import load_reviews
 from tfptm.data.sequences import check_tokenizer, text_batches, text_dataset
 from tfptm.data.tables import TextTable, read_text_table
 
 __all__ = [
-    "DIGITS_PIXEL_MAX",
     "Loaded",
     "Skip",
     "TextTable",
@@ -30,8 +29,6 @@ __all__ = [
     "finish",
     "from_arrays",
     "image_folder",
-    "load_digits",
-    "load_reviews",
     "prepared_dir",
     "read_corpus",
     "read_text_table",
@@ -44,3 +41,14 @@ __all__ = [
     "text_dataset",
     "train_test_split",
 ]
+
+#: names that moved to `tfptm.datasets` (demo data, not loaders); kept here for one release.
+_MOVED = {"load_digits": "tfptm.datasets", "DIGITS_PIXEL_MAX": "tfptm.datasets", "load_reviews": "tfptm.datasets"}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        from tfptm._moved import moved_attribute
+
+        return moved_attribute(f"tfptm.data.{name}", _MOVED[name], name)
+    raise AttributeError(f"module 'tfptm.data' has no attribute {name!r}")

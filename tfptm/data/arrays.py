@@ -163,7 +163,7 @@ def split_indices(labels, test_fraction=0.2, seed=0, where="train_test_split"):
     labels = np.asarray(labels)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
         raise TfptmError(f"{where}: test_fraction is {test_fraction!r}; expected a number between 0 and 1")
-    stratify = labels if labels.ndim == 1 else None
+    stratify = labels if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) else None  # class ids only
     if stratify is not None:
         values, counts = np.unique(labels, return_counts=True)
         n_test = int(np.ceil(test_fraction * len(labels)))

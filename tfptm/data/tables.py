@@ -12,6 +12,8 @@ What is an error and what is skipped (`strict=True` makes skips errors):
 | an empty label | `TfptmError` naming the line |
 | a label not in the given `class_names` | `TfptmError` naming the label and line |
 | more distinct labels than `num_classes` | `TfptmError` listing them |
+| `task="multilabel"`: an empty label cell | no label for that text (a row of zeros) |
+| `task="regression"`: a label that is not a finite number | `TfptmError` naming the line |
 """
 
 import csv
@@ -26,6 +28,8 @@ from tfptm.data.arrays import split_indices
 from tfptm.data.loaded import skip_or_raise, skip_summary
 from tfptm.errors import TfptmError
 
+TASKS = ("multiclass", "binary", "multilabel", "regression")  # as tfptm.heads.TASKS
+LABEL_SEPARATOR = "|"  # between the labels of a multilabel CSV cell
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
 
@@ -65,7 +69,7 @@ class TextTable:
 
 
 def read_text_table(path, text_column="text", label_column="label", class_names=None, num_classes=None,
-                    format=None, strict=False):
+                    format=None, strict=False, task="multiclass"):
     """Reads texts and labels from a CSV, TSV or JSON Lines file.
 
     Args:
@@ -76,6 +80,11 @@ def read_text_table(path, text_column="text", label_column="label", class_names=
         num_classes: if given, the most distinct labels allowed.
         format: `"csv"`, `"tsv"` or `"jsonl"`.
         strict: make empty texts an error instead of a counted skip.
+        task: what the labels are, as for `tfptm.Head`: `"multiclass"` and
+            `"binary"` give class ids; `"multilabel"` a 0/1 matrix with one
+            column per label (a JSON list of labels, or labels separated by
+            `|` in a CSV cell; an empty cell is no label); `"regression"`
+            float values (`class_names` is then `[label_column]`, the output's name).
 
     Example:
     >>> import os, tempfile
@@ -86,6 +95,8 @@ def read_text_table(path, text_column="text", label_column="label", class_names=
     (['great film', 'dull, slow'], [1, 0], ['neg', 'pos'], 1)
     """
     path = os.fspath(path)
+    if task not in TASKS:
+        raise TfptmError(f"read_text_table: task is {task!r}; expected one of {', '.join(TASKS)}")
     fmt = format or FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt not in ("csv", "tsv", "jsonl"):
         raise TfptmError(f"read_text_table: cannot tell the format of {path!r}; expected a .csv, .tsv or .jsonl "
@@ -96,17 +107,66 @@ def read_text_table(path, text_column="text", label_column="label", class_names=
         where = f"{path}:{line}"
         if not isinstance(text, str):
             raise TfptmError(f"{where}: {text_column!r} is {text!r}; expected a string")
-        if isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
-            raise TfptmError(f"{where}: {label_column!r} is {label!r}; expected a non-empty label (a string or integer)")
+        label = _LABEL_READERS.get(task, _class_label)(label, where, label_column)
         if not text.strip():
             skip_or_raise(skipped, where, "empty text", strict, what="text")
             continue
         texts.append(text)
-        raw_labels.append((where, str(label).strip()))
+        raw_labels.append((where, label))
     if not texts:
         raise TfptmError(f"read_text_table: {path!r} has no rows with text ({len(skipped)} empty); expected labelled texts")
-    class_names, labels = _label_ids(raw_labels, class_names, num_classes, path)
+    if task == "regression":
+        return TextTable(texts, np.array([value for _, value in raw_labels], "float32"), [label_column], skipped, path)
+    if task == "multilabel":
+        class_names, labels = _label_matrix(raw_labels, class_names, num_classes, path)
+    else:
+        class_names, labels = _label_ids(raw_labels, class_names, num_classes, path)
     return TextTable(texts, labels, class_names, skipped, path)
+
+
+def _class_label(label, where, column):
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
+        raise TfptmError(f"{where}: {column!r} is {label!r}; expected a non-empty label (a string or integer)")
+    return str(label).strip()
+
+
+def _label_list(label, where, column):
+    """A multilabel cell: a JSON list of labels, or `a|b` text; empty means no label."""
+    items = label if isinstance(label, list) else str(label).split(LABEL_SEPARATOR) if isinstance(label, (str, int)) \
+        and not isinstance(label, bool) else None
+    if items is None:
+        raise TfptmError(f"{where}: {column!r} is {label!r}; expected a list of labels or labels separated by "
+                         f"{LABEL_SEPARATOR!r}")
+    names = [str(item).strip() for item in items if not isinstance(item, (list, dict, bool)) and str(item).strip()]
+    if len(names) != len([item for item in items if str(item).strip()]):
+        raise TfptmError(f"{where}: {column!r} is {label!r}; expected labels that are strings or integers")
+    return tuple(dict.fromkeys(names))
+
+
+def _value(label, where, column):
+    try:
+        value = float(label) if not isinstance(label, bool) and isinstance(label, (int, float, str)) else None
+    except ValueError:
+        value = None
+    if value is None or not np.isfinite(value):
+        raise TfptmError(f"{where}: {column!r} is {label!r}; expected a number (the regression target)")
+    return value
+
+
+_LABEL_READERS = {"multilabel": _label_list, "regression": _value}
+
+
+def _label_matrix(raw_labels, class_names, num_classes, path):
+    """`(label names, 0/1 float32 matrix)` of multilabel rows, one column per label."""
+    found = [(where, label) for where, labels in raw_labels for label in labels]
+    names, _ = _label_ids(found, class_names, num_classes, path) if found else (list(class_names or []), None)
+    if not names:
+        raise TfptmError(f"read_text_table: {path!r} has no labels in any row; expected multilabel rows such as 'a|b'")
+    column = {name: i for i, name in enumerate(names)}
+    matrix = np.zeros((len(raw_labels), len(names)), "float32")
+    for row, (_, labels) in enumerate(raw_labels):
+        matrix[row, [column[label] for label in labels]] = 1.0
+    return names, matrix
 
 
 def _read_utf8(path):

@@ -4,7 +4,7 @@ Recipe (see tutorials/03_feature_extraction.py):
 
 >>> import tfptm
 >>> from sklearn.linear_model import LogisticRegression
->>> images, labels = tfptm.data.load_digits()
+>>> images, labels = tfptm.datasets.load_digits()
 >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8, 16), input_scale=1 / 16)
 >>> features = extract_features(backbone, images[:200], pooling="avg")
 >>> features.shape

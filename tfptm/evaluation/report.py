@@ -23,12 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tfptm.files import write_bytes_atomic, write_text_atomic
-
-REPORT_FILE = "report.md"
-CURVES_FILE = "curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
-PER_LABEL_FILE = "per_label_f1.png"
-RESIDUALS_FILE = "residuals.png"
+from tfptm.rundir import CONFUSION_FILE, CURVES_FILE, PER_LABEL_FILE, REPORT_FILE, RESIDUALS_FILE  # noqa: F401
 
 
 def write_report(run_dir, summary, history=None, model=None, title="tfptm run", primary=None, final_dir=None):

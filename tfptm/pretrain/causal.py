@@ -24,7 +24,7 @@ from tfptm.pretrain.common import (
     final_metrics,
     prepare_corpus,
     token_embedding,
-    train,
+    train_all_weights,
     windows_dataset,
 )
 
@@ -149,7 +149,7 @@ def causal_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: next_token_batches(w, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
+    history = train_all_weights(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
     if isinstance(backbone.input, dict):
         tokenizer.outputs = sorted(backbone.input)
     result = Pretrained("causal_lm", backbone, tokenizer, model, history, final_metrics(history))

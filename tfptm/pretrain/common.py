@@ -175,7 +175,7 @@ def final_metrics(history):
     }
 
 
-def train(model, data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks=None):
+def train_all_weights(model, data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks=None):
     """Trains every weight of `model` (which holds the backbone) with `tfptm.finetune`, one stage.
 
     BERT's recipe: AdamW (weight decay 0.01, none on biases and norms) whose

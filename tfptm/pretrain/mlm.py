@@ -23,7 +23,7 @@ from tfptm.pretrain.common import (
     final_metrics,
     prepare_corpus,
     token_embedding,
-    train,
+    train_all_weights,
 )
 
 MASK = "[MASK]"
@@ -193,7 +193,7 @@ def masked_lm(
     train_data, validation_data = corpus_batches(
         train_documents, validation_documents, tokenizer, batch_size, seed, lambda w: masked_batches(w, generator, backbone)
     )
-    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
+    history = train_all_weights(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
     tokenizer.outputs = sorted(backbone.input)
     return Pretrained("masked_lm", backbone, tokenizer, model, history, final_metrics(history))
 

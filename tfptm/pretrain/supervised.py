@@ -1,11 +1,11 @@
 """Supervised pre-training: train a backbone on a labelled source task, keep the backbone."""
 
-from tfptm.build import build_model, get_backbone
-from tfptm.pretrain.common import Pretrained, final_metrics, train
+from tfptm.build import backbone_of, build_model
+from tfptm.pretrain.common import Pretrained, final_metrics, train_all_weights
 
 
 def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validation_data=None, verbose=0, name="source",
-               callbacks=None):
+               callbacks=None, optimizer=None):
     """Trains `backbone` with `head` on a labelled source data set, every weight training; returns a `Pretrained`.
 
     This is the first half of classic transfer learning (the quickstart
@@ -21,10 +21,12 @@ def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validatio
         validation_data: optional, reported as `validation_*` metrics.
         callbacks: Keras callbacks for the run; with `tfptm.training.BackupAndRestore`
             a killed run called again resumes from its last backup.
+        optimizer: a Keras optimizer to train with (its rate is set to
+            `learning_rate`); default Adam.
 
     Example:
     >>> import numpy as np, tfptm
-    >>> images, labels = tfptm.data.load_digits()
+    >>> images, labels = tfptm.datasets.load_digits()
     >>> x, y = tfptm.data.select_classes(images, labels, [0, 1, 2, 3, 4])
     >>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,), input_scale=1 / 16)
     >>> result = supervised(backbone, tfptm.Head("multiclass", num_classes=5), tfptm.data.from_arrays(x, y, seed=0), epochs=2)
@@ -32,5 +34,9 @@ def supervised(backbone, head, train_data, epochs, learning_rate=1e-3, validatio
     (True, 2, ['train_accuracy', 'train_loss'])
     """
     model = build_model(backbone, head, learning_rate=learning_rate, name=name)
-    history = train(model, train_data, epochs, learning_rate, None, validation_data, verbose, callbacks)
-    return Pretrained("supervised", get_backbone(model), None, model, history, final_metrics(history))
+    if optimizer is not None:
+        from tfptm.training.finetune import recompile
+
+        recompile(model, optimizer=optimizer)
+    history = train_all_weights(model, train_data, epochs, learning_rate, None, validation_data, verbose, callbacks)
+    return Pretrained("supervised", backbone_of(model), None, model, history, final_metrics(history))

@@ -1,7 +1,7 @@
-"""Whole jobs built from the floors below: recipes, the quickstart, summaries (floor 5).
+"""Recipes: the YAML side of a job (floor 5). Schema, checks, validation and the bundled recipes; no TensorFlow.
 
-`load_recipe` and friends need no TensorFlow; `run_recipe` and the other
-runners load it on first use.
+A recipe is one YAML file that says what a job does (data, backbone, head,
+fine-tuning, export). `tfptm.jobs` runs it (`tfptm.jobs.run_recipe`).
 
 Example:
 >>> from tfptm.recipes import load_recipe, bundled_path
@@ -9,23 +9,24 @@ Example:
 'two_stage'
 """
 
-import importlib
-
 from tfptm.recipes.bundled import bundled_names, bundled_path, describe
 from tfptm.recipes.validate import dump_recipe, load_recipe, parse_recipe, validate
 
-_RUNNERS = {
-    "run_recipe": "tfptm.recipes.run",
-    "run_pretrain": "tfptm.recipes.run",
-    "load_data": "tfptm.recipes.run",
-    "evaluate_saved": "tfptm.recipes.saved",
-    "load_model": "tfptm.recipes.saved",
+#: runners that lived here before `tfptm.jobs`; kept for one release
+_MOVED = {
+    "run_recipe": "tfptm.jobs.train",
+    "run_pretrain": "tfptm.jobs.train",
+    "load_data": "tfptm.jobs.data",
+    "evaluate_saved": "tfptm.jobs.evaluate",
+    "load_model": "tfptm.rundir",
 }
 
-__all__ = ["bundled_names", "bundled_path", "describe", "dump_recipe", "load_recipe", "parse_recipe", "validate", *_RUNNERS]
+__all__ = ["bundled_names", "bundled_path", "describe", "dump_recipe", "load_recipe", "parse_recipe", "validate"]
 
 
 def __getattr__(name):
-    if name in _RUNNERS:
-        return getattr(importlib.import_module(_RUNNERS[name]), name)
+    if name in _MOVED:
+        from tfptm._moved import moved_attribute
+
+        return moved_attribute(f"tfptm.recipes.{name}", _MOVED[name], name)
     raise AttributeError(f"module 'tfptm.recipes' has no attribute {name!r}")

@@ -26,12 +26,14 @@ ARRAY_SOURCES = ("digits", "arrays")
 PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directory of class folders",
                 "csv": "a CSV file", "jsonl": "a JSONL file",
                 "text": "a UTF-8 text file with one document per line, or a folder of .txt files"}
+# The allowed values below are spelt out so that validation needs no TensorFlow; their owners are tfptm.heads (TASKS,
+# POOLINGS), tfptm.jobs.fit.STAGES, tfptm.training (optimizers, DECAYS, distribute.STRATEGIES, precision.POLICIES),
+# tfptm.export.litert.QUANTIZATIONS and tfptm.jobs.pretrain.PRETRAINERS; tests/test_package_layout.py keeps them equal.
 TASKS = ("multiclass", "binary", "multilabel", "regression")
 POOLINGS = ("avg", "max", "flatten", "first")
 STRATEGIES = ("feature_extraction", "full", "partial", "two_stage", "gradual", "lora")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear")
-# The same names as tfptm.training.distribute.STRATEGIES (kept here so validation needs no TensorFlow).
 DISTRIBUTE = ("auto", "default", "mirrored", "multi_worker", "tpu")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 PRECISIONS = ("auto", "mixed_float16", "mixed_bfloat16", "float32")
@@ -114,6 +116,7 @@ class Finetune:
     keep_best: bool = field(True, c.boolean, "with validation data: end with the weights of the best epoch on monitor (else the last)")
     patience: int | None = field(None, c.optional(c.positive_int), "stop after this many epochs without improvement (null: never)")
     backup_every_steps: int = field(100, c.positive_int, "steps between backups (also at every epoch end); a killed run resumes from the last")
+    backup_min_seconds: float = field(0, c.non_negative_number, "skip an epoch-end backup when the last is younger than this (a large model's backup takes seconds)")
     mixed_precision: str = field("auto", c.choice(*PRECISIONS), "dtype policy: auto (mixed on GPUs, float32 on CPUs) or a Keras policy")
 
 

@@ -24,7 +24,7 @@ from tfptm.errors import TfptmError, one_line
 from tfptm.recipes import checks as c
 from tfptm.recipes import schema as s
 
-RECIPE_FILE = "recipe.yaml"
+
 
 
 def load_recipe(path, sets=()):
@@ -219,8 +219,13 @@ def _cross_checks(recipe, source):
         fail("export.representative_data", "int8 TFLite needs a representative data source ('train' or 'test'); got null")
     if export.int8_io and "int8" not in export.tflite:
         fail("export.int8_io", "int8_io needs 'int8' in export.tflite")
-    if head.task != "multiclass" and head.task != "binary" and (export.saved_model or export.tflite):
-        fail("export", f"export serves classifiers (multiclass or binary); head.task is {head.task!r}")
+    if head.task in ("multilabel", "regression") and recipe.data.source not in s.TEXT_FILE_SOURCES:
+        fail("head.task", f"task {head.task!r} reads lists of labels or numbers from a csv or jsonl table; "
+             f"data.source {recipe.data.source!r} holds class labels, expected csv or jsonl")
+    if head.task == "regression" and tune.monitor and "accuracy" in tune.monitor:
+        fail("finetune.monitor", f"{tune.monitor!r} is not a metric of a regression head; expected e.g. val_loss or val_mae")
+    if head.task == "regression" and head.label_smoothing:
+        fail("head.label_smoothing", f"label smoothing is for classification; task 'regression' expects 0, got {head.label_smoothing}")
     if recipe.pretrain is not None:
         _check_data(recipe.pretrain.data, "pretrain.data", fail)
         if recipe.pretrain.objective in ("mlm", "causal_lm") and recipe.pretrain.data.source not in s.TEXT_SOURCES:

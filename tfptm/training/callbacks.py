@@ -8,6 +8,7 @@ import math
 import os
 import re
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     from the last backup: at the start of the epoch it was in (Keras reruns
     an unfinished epoch) with the weights and optimizer state saved last, so
     the run ends with the same number of epochs. `save_freq` is `"epoch"` or a
-    number of steps; a backup is also written at every epoch end.
+    number of steps; a backup is also written at every epoch end, unless one
+    was written less than `min_seconds` ago (a large model's weights and
+    optimizer state take seconds to write: a kill then costs at most that
+    much work).
 
     Unlike Keras's callback, every backup is committed by one atomic rename of
     a small JSON state file (which names its weights file), so a kill while
@@ -47,8 +51,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     (2, False)
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, min_seconds=0):
         super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        if not isinstance(min_seconds, (int, float)) or min_seconds < 0:
+            raise TfptmError(f"BackupAndRestore: min_seconds is {min_seconds!r}; expected a number >= 0")
+        self.min_seconds, self._saved_at = min_seconds, None
         self.stage, self.stage_name, self.stage_done = 0, None, False  # set by `finetune` for each stage
         self.keep_between_fits = False  # `finetune` keeps the backup across its fits
         self.history = {}
@@ -69,6 +76,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         self.model._initial_epoch = None  # Keras never clears what a restore set, so the next fit would reuse it
+        if self._saved_at is None:
+            self._saved_at = time.monotonic()  # the first backup comes `min_seconds` into training
         self._load_model()
 
     def _load_model(self):
@@ -102,6 +111,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.stage_name is not None:
             self.history.setdefault("stage", []).append(self.stage_name)
         self._current_epoch, self._last_batch_seen = epoch + 1, 0
+        if self.min_seconds and time.monotonic() - self._saved_at < self.min_seconds:
+            return  # the history is kept in memory and saved with the next backup
         self._save_model()
 
     def _save_model(self):
@@ -112,6 +123,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "stage": self.stage,
                  "stage_done": self.stage_done, "weights": name, "history": self.history}  # fmt: skip
         write_json_atomic(directory / STATE_FILE, state)  # the commit point
+        self._saved_at = time.monotonic()
         for other in os.listdir(directory):
             if _WEIGHTS.match(other) and other != name:
                 os.remove(directory / other)

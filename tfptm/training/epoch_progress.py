@@ -37,6 +37,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.total_epochs = int(total_epochs)
         self.examples_per_epoch = examples_per_epoch
         self.epoch_seconds = []
+        self.training_seconds = []  # per epoch, validation left out
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -49,9 +50,10 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self.epoch_seconds.append(now - self.started)
+        training = (self.training_done or now) - self.started
+        self.training_seconds.append(training)
         parts = [f"epoch {epoch + 1}/{self.total_epochs}"]
         if self.examples_per_epoch:
-            training = (self.training_done or now) - self.started
             parts.append(f"{self.examples_per_epoch / max(training, 1e-9):.1f} examples/s")
         left = max(0, self.total_epochs - epoch - 1)
         if left:

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfptm.backbones.registry import blocks
-from tfptm.build import get_backbone
+from tfptm.build import backbone_of
 from tfptm.errors import TfptmError
 from tfptm.training.callbacks import BackupAndRestore
 from tfptm.training.lora import freeze_all_but_lora, lora_rank
@@ -129,7 +129,7 @@ def finetune(model, train_data, stages, validation_data=None, callbacks=None, ve
     >>> history["stage"]
     ['feature_extraction', 'finetune']
     """
-    backbone = get_backbone(model)
+    backbone = backbone_of(model)
     backup = _backup(callbacks, stages)
     state = backup.state() if backup else None
     first = state["stage"] + bool(state.get("stage_done")) if state else 0
@@ -159,8 +159,8 @@ def finetune(model, train_data, stages, validation_data=None, callbacks=None, ve
             history.setdefault(key, []).extend(values)
         history["stage"].extend([stage.name] * len(next(iter(fit.history.values()), [])))
         epoch += stage.epochs
-        if backup:
-            backup.complete_stage()
+        if backup and (index < len(stages) - 1 or not backup.delete_checkpoint):
+            backup.complete_stage()  # after the last stage a backup that is about to be deleted would be wasted
     if backup:
         backup.keep_between_fits = False
         backup.finish()

@@ -15,7 +15,7 @@ layers with the merged kernels; call `enable_lora` again to train new adapters.
 
 import keras
 
-from tfptm.build import get_backbone
+from tfptm.build import backbone_of
 from tfptm.errors import TfptmError
 
 #: KerasHub's default LoRA targets (`Backbone.default_lora_layer_names`): attention query and value.
@@ -27,7 +27,7 @@ def _backbone(model_or_backbone):
     if not isinstance(model_or_backbone, keras.Model):
         raise TfptmError(f"enable_lora: expected a keras.Model; got {type(model_or_backbone).__name__}")
     try:
-        return get_backbone(model_or_backbone)
+        return backbone_of(model_or_backbone)
     except TfptmError:
         return model_or_backbone  # a backbone itself
 

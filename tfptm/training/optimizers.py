@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from tfptm.backbones.registry import blocks
-from tfptm.build import get_backbone
+from tfptm.build import backbone_of
 from tfptm.errors import TfptmError
 
 #: Variable names (the last part of a variable's path) that get no weight decay:
@@ -197,7 +197,7 @@ def layerwise_lr_decay(model, decay):
     """
     if not 0 < decay <= 1:
         raise TfptmError(f"layerwise_lr_decay: decay is {decay}; expected 0 < decay <= 1")
-    groups = blocks(get_backbone(model))
+    groups = blocks(backbone_of(model))
     multipliers = {}
     for depth, (_, layers) in enumerate(reversed(groups), start=1):
         for layer in layers:

@@ -33,8 +33,8 @@ import tfptm
 from tfptm.errors import TfptmError
 from tfptm.files import directory_size, write_text_atomic
 from tfptm.recipes.bundled import bundled_path
-from tfptm.recipes.quickstart import staged_run
-from tfptm.recipes.summary import write_summary
+from tfptm.jobs.quickstart_digits import staged_run
+from tfptm.rundir import MODEL_FILE, REPORT_FILE, load_model, write_summary
 from tfptm.recipes.validate import load_recipe
 
 MINILM_HANDLE = "hf://sentence-transformers/all-MiniLM-L6-v2"
@@ -94,7 +94,7 @@ def recipe_for(config, data_dir, export_dir, scratch=False):
 
 
 def _run(staging, run_dir, export_dir, config, progress, verbose):
-    from tfptm.recipes.run import run_recipe
+    from tfptm.jobs.train import run_recipe
 
     keras.utils.set_random_seed(config.seed)
     task = tfptm.datasets.docstring_task(config.task, train_per_class=config.shots, validation_per_class=0,
@@ -119,21 +119,21 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     metrics = {"finetuned": finetuned["metrics"]["model"], "scratch": scratch["metrics"]["model"],
                "student": student_metrics}
     artifacts = {
-        "model": run_dir / "finetuned" / "model.keras",
+        "model": run_dir / "finetuned" / MODEL_FILE,
         "saved_model": finetuned["artifacts"]["saved_model"],
-        "student_model": run_dir / "student" / "model.keras",
+        "student_model": run_dir / "student" / MODEL_FILE,
         "tflite_dynamic": student_export["artifacts"]["tflite_dynamic"],
         "data": run_dir / "data",
     }
     parity = {"saved_model": finetuned["parity"]["saved_model"], "tflite_dynamic": student_export["parity"]["tflite_dynamic"]}
-    sizes = {"model": directory_size(staging / "finetuned" / "model.keras"),
+    sizes = {"model": directory_size(staging / "finetuned" / MODEL_FILE),
              "saved_model": finetuned["sizes"]["saved_model"], "tflite_dynamic": student_export["sizes"]["tflite_dynamic"]}
     summary = write_summary(
         staging, metrics, artifacts, parity, sizes=sizes, variant="text", task=task.info,
         config=dataclasses.asdict(config), class_names=task.class_names, model_name=config.model_name,
         transfer_gain_points=100 * (metrics["finetuned"]["accuracy"] - metrics["scratch"]["accuracy"]),
     )
-    write_text_atomic(staging / "report.md", _report(summary))
+    write_text_atomic(staging / REPORT_FILE, _report(summary))
     return summary
 
 
@@ -142,7 +142,7 @@ def _distill(config, staging, task, export_dir, progress):
     from tfptm.backbones.presets import load_preset
     from tfptm.distill import Distiller, cache_teacher_outputs
 
-    teacher = keras.saving.load_model(staging / "finetuned" / "model.keras", compile=False)
+    teacher = load_model(staging / "finetuned" / MODEL_FILE, compile=False)
     _, preprocessor = load_preset(config.backbone or default_backbone(), sequence_length=config.max_length)
     transfer = np.array(list(task.train[0]) + task.unlabelled[: config.transfer_texts], dtype=object)
     labels = np.concatenate([task.train[1], np.full(len(transfer) - len(task.train[1]), -1)])
@@ -164,7 +164,7 @@ def _distill(config, staging, task, export_dir, progress):
     teacher_parameters = sum(tfptm.evaluation.report.parameter_counts(teacher))
     metrics.update(parameters=trainable + frozen, parameter_ratio=(trainable + frozen) / teacher_parameters)
     (staging / "student").mkdir()
-    tfptm.save_model(student, staging / "student" / "model.keras")
+    tfptm.save_model(student, staging / "student" / MODEL_FILE)
     # Dynamic range: int8 weights, float activations. Full int8 agreed on 98.1% of the test texts (99% is the bar):
     # its softmax output has 1/256 steps, and this student's near-ties between classes fall into one step.
     progress(f"exporting the student as TFLite (int8 weights) to {export_dir} and checking it on the test texts")

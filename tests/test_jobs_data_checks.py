@@ -5,7 +5,7 @@ import csv
 import pytest
 import yaml
 
-import tfptm.recipes.run
+import tfptm.jobs.train
 from tfptm.cli import main
 from tfptm.recipes import bundled_names, bundled_path, load_recipe
 
@@ -30,7 +30,7 @@ def no_backbone(monkeypatch, tmp_path):
     def backbone_and_tokenizer(recipe):
         raise AssertionError("the backbone was loaded before the data was checked")
 
-    monkeypatch.setattr(tfptm.recipes.run, "backbone_and_tokenizer", backbone_and_tokenizer)
+    monkeypatch.setattr(tfptm.jobs.train, "backbone_and_tokenizer", backbone_and_tokenizer)
     return tmp_path
 
 

@@ -17,7 +17,7 @@ import tfptm
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic
 from tfptm.progress import Progress
-from tfptm.recipes.summary import write_representative, write_summary
+from tfptm.rundir import HISTORY_FILE, MODEL_FILE, REPORT_FILE, SUMMARY_FILE, write_representative, write_summary
 
 SOURCE_CLASSES = [0, 1, 2, 3, 4]
 TARGET_CLASSES = [5, 6, 7, 8, 9]
@@ -69,7 +69,7 @@ def staged_run(run_dir, body, export_dir, config, progress=None, verbose=0):
     with staged_directory(run_dir, "run directory") as staging:
         summary = body(staging, run_dir, Path(export_dir), config, progress, verbose)
     summary["run_dir"] = str(run_dir)
-    progress(f"done: {run_dir / 'summary.json'}, {run_dir / 'report.md'}")
+    progress(f"done: {run_dir / SUMMARY_FILE}, {run_dir / REPORT_FILE}")
     return summary
 
 
@@ -77,13 +77,13 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     # Files are written to `staging`; paths recorded point to `run_dir`, where it lands.
     keras.utils.set_random_seed(config.seed)
     progress("loading scikit-learn digits")
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     x_source, y_source = tfptm.data.select_classes(images, labels, SOURCE_CLASSES)
     x_target, y_target = tfptm.data.select_classes(images, labels, TARGET_CLASSES)
     (x_few, y_few), (x_test, y_test) = tfptm.data.sample_per_class(x_target, y_target, config.shots, seed=config.seed)
     class_names = [str(c) for c in TARGET_CLASSES]
     # Decoded image files (PNG pixels 0-255) times this are the raw 0-16 digits the model takes.
-    image_scale = tfptm.data.DIGITS_PIXEL_MAX / 255
+    image_scale = tfptm.datasets.DIGITS_PIXEL_MAX / 255
     progress(
         f"source task: {len(x_source)} images of digits 0-4; target task: digits 5-9, "
         f"{len(x_few)} labelled ({config.shots} per class), {len(x_test)} held out for testing"
@@ -91,7 +91,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
 
     def new_backbone():
         return tfptm.backbones.get(
-            "vgg_cnn", input_shape=(8, 8, 1), filters=config.filters, input_scale=1 / tfptm.data.DIGITS_PIXEL_MAX
+            "vgg_cnn", input_shape=(8, 8, 1), filters=config.filters, input_scale=1 / tfptm.datasets.DIGITS_PIXEL_MAX
         )
 
     def new_head():
@@ -103,7 +103,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
     source_model = tfptm.build_model(new_backbone(), new_head(), name="source")
     source_data = tfptm.data.from_arrays(x_source, y_source, batch_size=32, seed=config.seed)
     tfptm.finetune(source_model, source_data, tfptm.training.full(config.source_epochs, 1e-3), verbose=verbose)
-    backbone = tfptm.get_backbone(source_model)
+    backbone = tfptm.backbone_of(source_model)
     backbone.save(staging / "pretrained_backbone.keras")
 
     progress(
@@ -134,12 +134,12 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
                   "image_scale": image_scale},
     )
     parity = exported["parity"]  # every artifact checked against the Keras model on the held-out images
-    finetuned.save(staging / "model.keras")
+    finetuned.save(staging / MODEL_FILE)
     write_representative(staging, x_few)
     history = {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in finetuned_history.items()}
-    write_json_atomic(staging / "history.json", history)
+    write_json_atomic(staging / HISTORY_FILE, history)
     artifacts = {
-        "model": run_dir / "model.keras",
+        "model": run_dir / MODEL_FILE,
         **exported["artifacts"],
         "pretrained_backbone": run_dir / "pretrained_backbone.keras",
     }
@@ -148,7 +148,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
         metrics,
         artifacts,
         parity,
-        sizes={"model": directory_size(staging / "model.keras"), **exported["sizes"]},
+        sizes={"model": directory_size(staging / MODEL_FILE), **exported["sizes"]},
         history=history,
         config=dataclasses.asdict(config),
         class_names=class_names,

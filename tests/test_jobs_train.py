@@ -14,15 +14,17 @@ import tensorflow as tf
 import tfptm
 from conftest import assert_no_partial
 from tfptm.errors import TfptmError
-from tfptm.recipes import bundled_path, load_recipe, parse_recipe, run_recipe
-from tfptm.recipes.run import check_supported, prepare
-from tfptm.recipes.training import callbacks, train, work_dir_for
+from tfptm.jobs import run_recipe
+from tfptm.recipes import bundled_path, load_recipe, parse_recipe
+from tfptm.jobs.train import check_supported, prepare
+from tfptm.jobs.fit import callbacks, fit_recipe as train
+from tfptm.rundir import work_dir_for
 
 QUIET = dict(progress=lambda message: None)
 
 
 def write_reviews(path, count=60, empty_rows=1):
-    texts, labels = tfptm.data.load_reviews("train", count=count, seed=0)
+    texts, labels = tfptm.datasets.load_reviews("train", count=count, seed=0)
     with open(path, "w", newline="", encoding="utf-8") as f:
         if str(path).endswith(".jsonl"):
             for text, label in zip(texts, labels):
@@ -39,12 +41,19 @@ def assert_clean(parent, name="run"):
     assert not work_dir_for(parent / name).exists()
 
 
-def test_text_minilm_recipe_on_a_csv(tmp_path, minilm_dir):
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory, minilm_dir):
+    """`(tmp_path, summary)` of the text_minilm recipe trained for one epoch on a small csv."""
+    tmp_path = tmp_path_factory.mktemp("minilm")
     write_reviews(tmp_path / "reviews.csv")
     recipe = load_recipe(bundled_path("text_minilm"), sets=[
         f"backbone.name={minilm_dir}", f"data.path={tmp_path / 'reviews.csv'}", "finetune.epochs=1",
         "data.max_length=32", "data.batch_size=16", "export.saved_model=false"])
-    summary = run_recipe(recipe, tmp_path / "run", **QUIET)
+    return tmp_path, run_recipe(recipe, tmp_path / "run", **QUIET)
+
+
+def test_text_minilm_recipe_on_a_csv(minilm_run):
+    tmp_path, summary = minilm_run
     data = summary["data"]
     assert data["num_skipped"] == 1 and data["skipped_by_reason"] == {"empty text": 1}
     assert data["skipped"][0]["where"] == f"{tmp_path / 'reviews.csv'}:62"
@@ -56,6 +65,32 @@ def test_text_minilm_recipe_on_a_csv(tmp_path, minilm_dir):
         assert (tmp_path / "run" / name).exists(), name
     assert not (tmp_path / "run" / "best.keras").exists()  # one model file: the best epoch is kept in memory
     assert_clean(tmp_path)
+
+
+def test_export_of_a_minilm_text_run_serves_raw_strings_and_int8(minilm_run):
+    """`tfptm export RUN` on a text run: the raw-string signature and int8 TFLite, under the names `tfptm train` uses."""
+    from tfptm.jobs.export import export_run
+    from tfptm.rundir import load_model
+
+    tmp_path, _ = minilm_run
+    summary = export_run(tmp_path / "run", tmp_path / "export", quantizations=["dynamic", "int8"])
+    parity = summary["parity"]
+    assert parity["saved_model"]["ok"] and parity["tflite_dynamic"]["ok"], parity
+    # int8 is calibrated on the run's representative.npz (token ids and masks) and checked on it; after one epoch on
+    # 43 texts the classes are nearly tied, so its agreement is reported, not required here
+    assert parity["tflite_int8"]["num_examples"] == 43 and 0.5 <= parity["tflite_int8"]["top1_agreement"] <= 1.0
+    assert "raw_text" in summary["signatures"]
+    assert summary["artifacts"]["saved_model"] == str(tmp_path / "export" / "minilm_classifier" / "1")
+    assert summary["artifacts"]["tflite_int8"] == str(tmp_path / "export" / "minilm_classifier.int8.tflite")
+    assert (tmp_path / "export" / "minilm_classifier.export.json").is_file()
+    # the SavedModel tokenizes raw strings as training did: its answer equals the Keras model's on the run's tokenizer
+    texts = ["a truly wonderful film", "dull and far too long"]
+    served = tf.saved_model.load(summary["artifacts"]["saved_model"]).signatures["raw_text"](text=tf.constant(texts))
+    model = load_model(tmp_path / "run", compile=False)
+    from tfptm.jobs.export import run_tokenizer
+
+    expected = model.predict(dict(run_tokenizer(tmp_path / "run", model)(tf.constant(texts))), verbose=0)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
 
 
 def hub_archive(directory):
@@ -70,7 +105,7 @@ def hub_archive(directory):
 
 def image_folder(root, per_class=20):
     """Digits 0-2 as 8x8 RGB PNGs, one folder per class, plus one corrupt file."""
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     for label in range(3):
         os.makedirs(root / f"digit{label}")
         for i, image in enumerate(images[labels == label][:per_class]):
@@ -139,7 +174,7 @@ optimizer: {name: adamw, weight_decay: 0.01, schedule: linear, warmup_fraction: 
     check_supported(recipe)  # schedules, warmup and layer-wise decay are no longer refused
     data, model, _ = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
     history = train(recipe, model, data, tmp_path / "work", verbose=0)
-    blocks = len(tfptm.backbones.blocks(tfptm.get_backbone(model)))  # stem, block1, block2
+    blocks = len(tfptm.backbones.blocks(tfptm.backbone_of(model)))  # stem, block1, block2
     assert history["stage"] == ["head"] + [f"unfreeze_top{i}" for i in range(1, blocks + 1)] + [f"unfreeze_top{blocks}"]
     config = model.optimizer.get_config()
     assert config["weight_decay"] == 0.01 and config["clipnorm"] == 1.0
@@ -162,7 +197,7 @@ finetune: {{strategy: lora, lora_rank: 2, epochs: 2, learning_rate: 1.0e-2}}
 """)
     data, model, _ = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
     assert isinstance(data.tokenizer, tfptm.data.text.TextTokenizer) and len(data.tokenizer.vocabulary) <= 120
-    backbone = tfptm.get_backbone(model)
+    backbone = tfptm.backbone_of(model)
     before = {v.path: v.numpy().copy() for v in backbone.weights}
     train(recipe, model, data, verbose=0)
     changed = {path for path, value in before.items() if not np.array_equal(value, _value(backbone, path))}
@@ -189,7 +224,7 @@ backbone: {{name: lstm_encoder, args: {{vocabulary_size: 100, embedding_dim: 8, 
 finetune: {{strategy: full, epochs: 2, learning_rate: 1.0e-2}}
 """)
     summary = run_recipe(recipe, tmp_path / "run", **QUIET)
-    from tfptm.recipes.saved import evaluate_saved
+    from tfptm.jobs.evaluate import evaluate_saved
 
     again = evaluate_saved(tmp_path / "run" / "model.keras", load_recipe(tmp_path / "run" / "recipe.yaml"), **QUIET)
     assert again["metrics"] == summary["metrics"]
@@ -202,7 +237,7 @@ MLM_TINY = ["pretrain.epochs=1", "pretrain.data.batch_size=16", "data.max_length
 
 def text_files(tmp_path):
     write_reviews(tmp_path / "labelled.csv", count=60, empty_rows=0)
-    texts, _ = tfptm.data.load_reviews("train", count=150, seed=1)
+    texts, _ = tfptm.datasets.load_reviews("train", count=150, seed=1)
     (tmp_path / "corpus.txt").write_text("\n".join(map(str, texts)) + "\n", encoding="utf-8")
     return [f"pretrain.data.path={tmp_path / 'corpus.txt'}", f"data.path={tmp_path / 'labelled.csv'}"]
 
@@ -217,7 +252,7 @@ def test_mlm_then_finetune_in_one_run_tokenizes_with_the_corpus_vocabulary(tmp_p
     assert [sorted(label for label, _ in row) for row in predictions] == [["neg", "pos"]] * 2
     assert sorted(np.load(tmp_path / "run" / "representative.npz").files) == ["padding_mask", "segment_ids", "token_ids"]
     # evaluating the run again tokenizes with the corpus vocabulary kept in run/pretrained
-    from tfptm.recipes.saved import evaluate_saved
+    from tfptm.jobs.evaluate import evaluate_saved
 
     again = evaluate_saved(tmp_path / "run", load_recipe(tmp_path / "run" / "recipe.yaml"), **QUIET)
     assert again["metrics"]["model"] == summary["metrics"]["model"]
@@ -225,7 +260,7 @@ def test_mlm_then_finetune_in_one_run_tokenizes_with_the_corpus_vocabulary(tmp_p
 
 def test_pretrain_saves_an_artifact_that_train_fine_tunes_from(tmp_path):
     from tfptm.backbones.saved import load_artifact
-    from tfptm.recipes import run_pretrain
+    from tfptm.jobs import run_pretrain
 
     files = text_files(tmp_path)
     summary = run_pretrain(load_recipe(bundled_path("mlm_then_finetune"), sets=files + MLM_TINY), tmp_path / "mlm", **QUIET)
@@ -237,7 +272,7 @@ def test_pretrain_saves_an_artifact_that_train_fine_tunes_from(tmp_path):
         "pretrain=null", f"backbone.name={artifact}", "backbone.args={}"])
     data, model, metrics = prepare(recipe, tf.distribute.get_strategy(), lambda message: None)
     assert metrics == {} and data.tokenizer.vocabulary == tokenizer.vocabulary  # the artifact's own tokenizer
-    fine_tuned = tfptm.get_backbone(model)
+    fine_tuned = tfptm.backbone_of(model)
     assert all(np.array_equal(a, b) for a, b in zip(fine_tuned.get_weights(), backbone.get_weights()))
 
     with pytest.raises(TfptmError, match=r"backbone.args: .*vocabulary_size"):
@@ -247,7 +282,7 @@ def test_pretrain_saves_an_artifact_that_train_fine_tunes_from(tmp_path):
 
 def test_causal_lm_pretraining_saves_a_decoder_with_its_tokenizer(tmp_path):
     from tfptm.backbones.saved import load_artifact, read_manifest
-    from tfptm.recipes import run_pretrain
+    from tfptm.jobs import run_pretrain
 
     sets = text_files(tmp_path)[:1] + MLM_TINY + ["pretrain.objective=causal_lm", "backbone.name=transformer_decoder"]
     recipe = load_recipe(bundled_path("mlm_then_finetune"), sets=sets)
@@ -263,7 +298,7 @@ def test_causal_lm_pretraining_saves_a_decoder_with_its_tokenizer(tmp_path):
 def test_distill_verb_trains_the_student_from_a_teacher_and_exports_int8(tmp_path, capsys):
     from tfptm.cli import main
 
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     x, y = tfptm.data.select_classes(images, labels, [5, 6, 7, 8, 9])
     backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(16, 32), input_scale=1 / 16)
     teacher = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=5, pooling="flatten"))
@@ -291,7 +326,7 @@ def test_a_digits_run_exports_image_bytes_on_the_digits_scale(tmp_path):
     recipe = load_recipe(bundled_path("image_transfer"), sets=[
         "pretrain=null", "finetune.head_epochs=1", "finetune.epochs=1", "export.tflite=[dynamic]"])
     summary = run_recipe(recipe, tmp_path / "run", **QUIET)
-    x = tfptm.data.load_digits()[0][:8]
+    x = tfptm.datasets.load_digits()[0][:8]
     pixels = np.round(x * 255 / 16)  # what a PNG of these digits holds
     pngs = tf.constant([tf.io.encode_png(p.astype("uint8")).numpy() for p in pixels])
     signatures = tf.saved_model.load(summary["artifacts"]["saved_model"]).signatures

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfptm.recipes import parse_recipe, run_recipe
-from tfptm.recipes.run import prepare
-from tfptm.recipes.training import callbacks, train
+from tfptm.jobs import run_recipe
+from tfptm.recipes import parse_recipe
+from tfptm.jobs.train import prepare
+from tfptm.jobs.fit import callbacks, fit_recipe as train
 
 TINY = """
 backbone: {name: vgg_cnn, args: {input_shape: [8, 8, 1], filters: [8, 16], input_scale: 0.0625}}
@@ -31,10 +32,14 @@ def test_run_directory_has_one_lean_model_and_training_speed(tmp_path):
     assert (run / "model.keras").is_file()
     history = json.loads((run / "history.json").read_text())
     training = json.loads((run / "summary.json").read_text())["training"]
-    assert set(training) == {"seconds", "epochs", "examples_per_second"}
+    assert set(training) == {"seconds", "epochs", "examples_per_second", "training_seconds",
+                             "training_examples_per_second"}
     assert training["epochs"] == len(history["loss"]) == 3
     assert 0 < training["seconds"] < wall
     num_train = summary["data"]["num_train"]
+    # the training steps alone: less time than the whole (validation, backups left out), so a higher rate
+    assert 0 < training["training_seconds"] < training["seconds"]
+    assert training["training_examples_per_second"] == pytest.approx(3 * num_train / training["training_seconds"])
     assert training["examples_per_second"] == pytest.approx(3 * num_train / training["seconds"])
     assert len([line for line in lines if line.startswith("epoch ")]) == 3, lines
     # the model file is lean: it loads compiled, with a fresh optimizer

@@ -23,8 +23,8 @@ import keras
 import tfptm
 from tfptm.errors import TfptmError
 from tfptm.files import created_parents, ensure_writable_dir
+from tfptm.rundir import BACKUP_DIR, CARRIED, PRETRAIN_BACKUP_DIR, work_dir_for
 
-CARRIED = ("history.csv", "logs")  # moved from the work directory into the run directory
 
 
 def _gradual(f, backbone):
@@ -62,7 +62,7 @@ def stages_of(recipe, model):
     >>> [(stage.name, stage.epochs) for stage in stages_of(recipe, model)]
     [('head', 1), ('unfreeze_top1', 1), ('unfreeze_top2', 1), ('unfreeze_top3', 3)]
     """
-    return STAGES[recipe.finetune.strategy](recipe.finetune, tfptm.get_backbone(model))
+    return STAGES[recipe.finetune.strategy](recipe.finetune, tfptm.backbone_of(model))
 
 
 def prepare_model(recipe, model):
@@ -79,6 +79,23 @@ def prepare_model(recipe, model):
     """
     if recipe.finetune.strategy == "lora":
         tfptm.training.enable_lora(model, rank=recipe.finetune.lora_rank)
+
+
+def recipe_optimizer(recipe, learning_rate=None):
+    """The optimizer section's optimizer without a schedule: pre-training and distillation (`make_optimizer` adds
+    the schedule and layer-wise rates for fine-tuning).
+
+    Example:
+    >>> from tfptm.recipes.validate import validate
+    >>> sgd = recipe_optimizer(validate({"backbone": {"name": "x"}, "optimizer": {"name": "sgd", "momentum": 0.5}}), 0.01)
+    >>> round(float(sgd.learning_rate), 6), sgd.momentum
+    (0.01, 0.5)
+    """
+    section = recipe.optimizer
+    extra = {"momentum": section.momentum} if section.name == "sgd" else {}
+    extra.update({"learning_rate": learning_rate} if learning_rate else {})
+    return tfptm.training.optimizer(section.name, weight_decay=section.weight_decay or None, clipnorm=section.clipnorm,
+                                    **extra)
 
 
 def make_optimizer(recipe, model, steps_per_epoch):
@@ -114,12 +131,6 @@ def make_optimizer(recipe, model, steps_per_epoch):
     )
     tfptm.training.recompile(model, optimizer=optimizer)
     return optimizer
-
-
-def work_dir_for(run_dir):
-    """The work directory of run directory `run_dir`: `.NAME.backup` beside it."""
-    run_dir = Path(run_dir)
-    return run_dir.parent / f".{run_dir.name}.backup"
 
 
 @contextlib.contextmanager
@@ -159,7 +170,7 @@ def _locked_work_dir(run_dir):
         try:
             yield work
         except BaseException:
-            if not any((work / name).exists() for name in ("backup", "pretrain")):  # nothing to resume from
+            if not any((work / name).exists() for name in (BACKUP_DIR, PRETRAIN_BACKUP_DIR)):  # nothing to resume from
                 shutil.rmtree(work, ignore_errors=True)
             raise
         shutil.rmtree(work, ignore_errors=True)  # the run completed: nothing to resume
@@ -191,24 +202,28 @@ def callbacks(recipe, work, validation, progress=None, total_epochs=None, exampl
     )  # tfptm's EarlyStopping: the best epoch of all the stages
     if progress is not None:
         found.append(tfptm.training.EpochProgress(progress, total_epochs, examples_per_epoch))
-    return found + [tfptm.training.BackupAndRestore(work / "backup", save_freq=f.backup_every_steps)]
+    return found + [tfptm.training.BackupAndRestore(work / BACKUP_DIR, save_freq=f.backup_every_steps,
+                                                    min_seconds=f.backup_min_seconds)]
 
 
-def train(recipe, model, data, work=None, verbose="auto", progress=None):
+def fit_recipe(recipe, model, data, work=None, verbose="auto", progress=None, timing=None):
     """Runs the strategy's stages with `tfptm.finetune` (resuming from `work` if a backup is there).
 
     Returns the per-epoch history as JSON-ready lists. With `progress` (a
-    callable taking a line), one line per epoch reports speed, ETA and validation metrics.
+    callable taking a line), one line per epoch reports speed, ETA and validation metrics,
+    and a dict `timing` gets `training_seconds`: the time spent in training steps (validation
+    and backups left out) over the epochs this call ran.
 
     Example:
     >>> import tfptm
     >>> from tfptm.recipes.validate import validate
-    >>> from tfptm.recipes.run import load_recipe_data, build
+    >>> from tfptm.jobs.data import load_recipe_data
+    >>> from tfptm.jobs.model import build
     >>> recipe = validate({"backbone": {"name": "vgg_cnn"}, "data": {"classes": [0, 1], "shots": 4},
     ...                    "finetune": {"head_epochs": 1, "epochs": 1}})
     >>> data = load_recipe_data(recipe)
     >>> model = build(recipe, tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(4,)), data.class_names)
-    >>> train(recipe, model, data, verbose=0)["stage"]
+    >>> fit_recipe(recipe, model, data, verbose=0)["stage"]
     ['feature_extraction', 'finetune']
     """
     steps = steps_per_epoch(data.train, data.num_train, recipe.data.batch_size)
@@ -224,6 +239,8 @@ def train(recipe, model, data, work=None, verbose="auto", progress=None):
     for callback in found:  # close the CSV file before it is moved
         if isinstance(callback, keras.callbacks.CSVLogger) and callback.csv_file is not None:
             callback.csv_file.close()
+        if isinstance(callback, tfptm.training.EpochProgress) and timing is not None:
+            timing.update(training_seconds=sum(callback.training_seconds), epochs_run=len(callback.training_seconds))
     return {k: [v if isinstance(v, str) else float(v) for v in vs] for k, vs in history.items()}
 
 

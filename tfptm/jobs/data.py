@@ -26,6 +26,7 @@ from tfptm.data.loaded import skip_summary
 from tfptm.errors import TfptmError, one_line
 
 DEFAULT_MAX_LENGTH = 128
+TABLE_SOURCES = ("csv", "jsonl")  # sources whose labels may be lists (multilabel) or numbers (regression)
 PARITY_EXAMPLES = 1024  # pipeline examples an export's parity check (and int8 calibration) runs on; arrays: all
 
 
@@ -121,7 +122,7 @@ def _head(x, limit):
 
 
 def _digits(data):
-    images, labels = tfptm.data.load_digits()
+    images, labels = tfptm.datasets.load_digits()
     return (images, labels), None, [str(c) for c in (data.classes or range(10))]
 
 
@@ -267,25 +268,27 @@ def _same_classes(train_names, test_names, key):
                          f"{list(train_names)}")
 
 
-def read_text_splits(data, seed):
+def read_text_splits(data, seed, task="multiclass"):
     """The training and test `TextTable`s of a csv/jsonl data section (test split off when there is no test file).
 
+    `task` (the head's) says what the labels are (`tfptm.data.read_text_table`).
     Cheap (no tokenizer, no model), so a recipe's data is read and checked before its backbone loads.
     """
-    columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict)
+    columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
     table = tfptm.data.read_text_table(data.path, **columns)
     if data.test_path:
         return table, tfptm.data.read_text_table(data.test_path, class_names=table.class_names, **columns)
-    check_classes(table.class_names, f"data.path {data.path!r}")
+    if task != "regression":
+        check_classes(table.class_names, f"data.path {data.path!r}")
     train, test = table.split(data.test_fraction, seed)
     return train, dataclasses.replace(test, skipped=[])
 
 
-def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None):
-    train, test = splits or read_text_splits(data, seed)
+def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass"):
+    train, test = splits or read_text_splits(data, seed, task)
     max_length = data.max_length or DEFAULT_MAX_LENGTH
     if tokenizer is None:
-        tokenizer = learnt_tokenizer(train.texts, vocabulary_size, max_length)
+        tokenizer = learnt_tokenizer(train.texts, vocabulary_size, max_length, outputs)
     batching = dict(max_length=max_length, batch_size=data.batch_size, outputs=outputs)
     loaded = tfptm.data.text_dataset(train, tokenizer, validation_fraction=data.validation_fraction, seed=seed,
                                      bucket_boundaries="auto" if data.length_buckets else None, **batching)
@@ -312,8 +315,11 @@ def check_classes(class_names, where):
         raise TfptmError(f"{where}: every example has {found}; expected at least 2 classes")
 
 
-def learnt_tokenizer(texts, vocabulary_size, max_length):
+def learnt_tokenizer(texts, vocabulary_size, max_length, outputs="token_ids"):
     """A wordpiece tokenizer layer with a vocabulary of at most `vocabulary_size` learnt from `texts`.
+
+    `outputs` names the backbone's inputs (`tfptm.data.text.tokenizer_layer`): the tokenizer an export
+    builds into the SavedModel then feeds a dict-input backbone directly.
 
     Example:
     >>> learnt_tokenizer(["a cat sat", "a dog sat"], 20, 8).sequence_length
@@ -323,7 +329,7 @@ def learnt_tokenizer(texts, vocabulary_size, max_length):
         raise TfptmError("backbone.args.vocabulary_size: a local text backbone learns its vocabulary from the "
                          "training texts; expected vocabulary_size (e.g. 8000)")
     vocabulary = tfptm.data.text.learn_vocabulary(texts, int(vocabulary_size))
-    return tfptm.data.text.tokenizer_layer(vocabulary, max_length)
+    return tfptm.data.text.tokenizer_layer(vocabulary, max_length, outputs=outputs)
 
 
 def read_documents(data):
@@ -361,7 +367,7 @@ LOADERS = {
 }
 
 
-def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None):
+def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass"):
     """Loads a recipe's data section as a `LoadedData`.
 
     Array sources keep `classes` (relabelled 0..n-1) and sample `shots` per
@@ -369,7 +375,9 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     preprocessor or tokenizer, or a `tfptm.data.text` tokenizer layer) or
     `vocabulary_size` to learn one; `outputs` names the backbone's inputs
     (`backbone.input`, a dict, for KerasHub backbones); `splits` are the
-    tables `read_text_splits` already read.
+    tables `read_text_splits` already read; `task` (the head's) says what a
+    text table's labels are: class names, lists of labels (`multilabel`) or
+    numbers (`regression`). Other sources hold class labels.
 
     Example:
     >>> from tfptm.recipes.schema import Data
@@ -380,6 +388,11 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     if data.source not in LOADERS:
         raise TfptmError(f"data.source {data.source!r} is not supported by this runner yet; expected one of {', '.join(LOADERS)}")
     extra = {"splits": splits} if splits is not None else {}
+    if task not in ("multiclass", "binary"):
+        if data.source not in TABLE_SOURCES:
+            raise TfptmError(f"head.task {task!r} reads its labels from a csv or jsonl table (lists of labels, or "
+                             f"numbers); data.source {data.source!r} holds class labels, expected csv or jsonl")
+        extra["task"] = task
     loaded = LOADERS[data.source](data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size,
                                   **extra)
     loaded.source = data.source
@@ -387,3 +400,55 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
         first = loaded.skipped[0]
         raise TfptmError(f"{first.where}: {first.reason}; expected no skipped inputs (data.strict is true)")
     return loaded
+
+
+def load_recipe_data(recipe, backbone=None, tokenizer=None, splits=None):
+    """`load_data` for the recipe: text is tokenized by `tokenizer` (or a learnt vocabulary) into `backbone`'s inputs."""
+    inputs = backbone.input if backbone is not None else None
+    return load_data(recipe.data, recipe.seed, tokenizer=tokenizer,
+                     outputs=inputs if isinstance(inputs, dict) else "token_ids",
+                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"), splits=splits, task=recipe.head.task)
+
+
+def check_data_agrees(recipe, class_names):
+    """Raises a `TfptmError`, before any training, where the recipe's head disagrees with the data's classes.
+
+    The number of classes comes from the data; a `head.num_classes` that says
+    otherwise, a binary head on other than two classes, or data with a single
+    class is one error naming both sides.
+
+    Example:
+    >>> from tfptm.recipes.validate import validate
+    >>> recipe = validate({"backbone": {"name": "x"}, "data": {"source": "csv", "path": "train.csv"},
+    ...                    "head": {"num_classes": 2}})
+    >>> try:
+    ...     check_data_agrees(recipe, ["a", "b", "c"])
+    ... except TfptmError as error:
+    ...     print(error)
+    head.num_classes is 2 but data.path 'train.csv' has 3 classes ('a', 'b', 'c'); expected 3, or leave head.num_classes out (it comes from the data)
+    """
+    where = data_description(recipe.data)
+    if recipe.head.task == "regression":  # one target column: one output
+        if recipe.head.num_classes not in (None, 1):
+            raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has one target column "
+                             f"({recipe.data.label_column!r}); expected 1, or leave head.num_classes out")
+        return
+    check_classes(class_names, where)
+    count, shown = len(class_names), ", ".join(repr(str(name)) for name in class_names[:20])
+    shown += ", ..." if count > 20 else ""
+    if recipe.head.task == "multilabel" and recipe.head.num_classes and recipe.head.num_classes != count:
+        raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has {count} labels ({shown}); "
+                         f"expected {count}, or leave head.num_classes out (it comes from the data)")
+    if recipe.head.task == "binary" and count != 2:
+        raise TfptmError(f"head.task is binary but {where} has {count} classes ({shown}); expected 2 classes, "
+                         "or head.task multiclass")
+    if recipe.head.task == "multiclass" and recipe.head.num_classes and recipe.head.num_classes != count:
+        raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has {count} classes ({shown}); "
+                         f"expected {count}, or leave head.num_classes out (it comes from the data)")
+
+
+def data_description(data):
+    """How an error names the data: `data.path 'x.csv'`, `data.name 'mnist'`, or the source."""
+    if data.path and data.source != "tfds":
+        return f"data.path {data.path!r}"
+    return f"data.name {data.name!r}" if data.name else f"data ({data.source})"

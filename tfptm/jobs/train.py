@@ -5,14 +5,15 @@
 so a Python user (or a new data source, strategy or exporter) can call or
 replace one without the rest. What a recipe may ask for but this runner cannot
 yet do is refused by `check_supported` before any work starts. Data loading
-lives in `tfptm.recipes.loaders`, training (stages, optimizer, callbacks,
-resuming after a kill) in `tfptm.recipes.training`, pre-training objectives
-and distillation in `tfptm.recipes.pretraining`, the helpers they share
-(head, input checks, test metrics) in `tfptm.recipes.models`.
+lives in `tfptm.jobs.data`, training (stages, optimizer, callbacks,
+resuming after a kill) in `tfptm.jobs.fit`, pre-training objectives in
+`tfptm.jobs.pretrain`, distillation in `tfptm.jobs.distill`, the backbone,
+head and test metrics in `tfptm.jobs.model`; the run directory's files are
+`tfptm.rundir`'s.
 
 Example (a 1-epoch run on the bundled digits):
 >>> import tempfile, os
->>> from tfptm.recipes import load_recipe, bundled_path, run_recipe
+>>> from tfptm.recipes import load_recipe, bundled_path
 >>> recipe = load_recipe(bundled_path("image_transfer"), sets=[
 ...     "pretrain.epochs=1", "finetune.head_epochs=1", "finetune.epochs=1", "export.tflite=[]", "export.saved_model=false"])
 >>> summary = run_recipe(recipe, os.path.join(tempfile.mkdtemp(), "run"), progress=lambda message: None)
@@ -34,17 +35,17 @@ from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic, write_text_atomic
 from tfptm.progress import Progress
-from tfptm.recipes.loaders import LOADERS, LoadedData, check_classes, load_data, read_text_splits  # noqa: F401  (LoadedData: part of this API)
-from tfptm.recipes.models import backbone_args, check_input_shape, evaluate, make_head, sample_shape
-from tfptm.recipes.pretraining import DISTILLERS, LANGUAGE_MODELS, PRETRAINED_DIR, PRETRAINERS, distillation_section, \
-    pretrain_backup_dir, save_pretrained_artifact
-from tfptm.recipes.summary import REPRESENTATIVE_EXAMPLES, write_representative, write_summary
-from tfptm.recipes.training import STAGES, carry_files, claimed_work_dir, prepare_model, train
+from tfptm.jobs.data import LOADERS, check_data_agrees, load_recipe_data, read_text_splits
+from tfptm.jobs.distill import DISTILLERS, distillation_section
+from tfptm.jobs.fit import STAGES, carry_files, claimed_work_dir, fit_recipe, prepare_model
+from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, test_metrics
+from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretrained_artifact
 from tfptm.recipes.schema import TEXT_FILE_SOURCES
-from tfptm.recipes.validate import RECIPE_FILE, dump_recipe
+from tfptm.recipes.validate import dump_recipe
+from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, PRETRAINED_DIR, RECIPE_FILE, REPORT_FILE, \
+    REPRESENTATIVE_EXAMPLES, write_representative, write_summary
 
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.json"
+
 def check_supported(recipe):
     """Refuses, before any work, what the recipe validly asks for but this runner cannot do yet."""
 
@@ -65,128 +66,16 @@ def check_supported(recipe):
                          f"pre-trains a new {builds}; expected backbone.name: {builds}")
     if recipe.distill and "distill" not in DISTILLERS:
         raise TfptmError("distill: distillation is not supported by this runner yet; expected no distill section")
-    if recipe.head.task not in ("multiclass", "binary"):
-        refuse("head.task", recipe.head.task, ("multiclass", "binary"))
-
-
-def make_backbone(recipe):
-    """`tfptm.backbones.get(backbone.name, **backbone.args)`."""
-    try:
-        return tfptm.backbones.get(recipe.backbone.name, **backbone_args(recipe))
-    except TypeError as error:  # an argument the builder does not take
-        raise TfptmError(f"backbone.args: {one_line(error)}") from None
-
-
-def uses_preset_tokenizer(recipe):
-    """True when the recipe's text is tokenized by its backbone's own tokenizer (not a vocabulary learnt here).
-
-    That is a KerasHub/Hugging Face preset's, or the one saved in a pre-trained artifact directory.
-
-    Example:
-    >>> from tfptm.recipes.validate import validate
-    >>> text = {"source": "csv", "path": "t.csv"}
-    >>> [uses_preset_tokenizer(validate({"backbone": {"name": name}, "data": text})) for name in ("models/minilm", "lstm_encoder")]
-    [True, False]
-    """
-    return recipe.data.source in TEXT_FILE_SOURCES and recipe.backbone.name not in tfptm.backbones.available()
-
-
-def is_artifact(name):
-    """True when `name` is a pre-trained artifact directory (`tfptm pretrain`, `tfptm.pretrain.save_pretrained`)."""
-    from tfptm.backbones.saved import MANIFEST
-
-    return os.path.isfile(os.path.join(name, MANIFEST))
-
-
-def backbone_and_tokenizer(recipe):
-    """The backbone, and for text recipes its own tokenizer (else `None`), checked against each other.
-
-    A KerasHub/Hugging Face preset gives its preprocessor, tokenizing at
-    `data.max_length`; a pre-trained artifact directory gives the tokenizer it
-    was pre-trained with. tfptm's local text backbones get a vocabulary learnt
-    from the training texts instead (in `load_data`).
-    """
-    if not uses_preset_tokenizer(recipe):
-        return make_backbone(recipe), None
-    from tfptm.backbones.presets import load_preset
-    from tfptm.backbones.saved import load_artifact
-
-    name = recipe.backbone.name
-    try:
-        if is_artifact(name):
-            backbone, tokenizer = load_artifact(name, **backbone_args(recipe))
-        else:
-            backbone, tokenizer = load_preset(name, sequence_length=recipe.data.max_length, **backbone_args(recipe))
-    except TypeError as error:
-        raise TfptmError(f"backbone.args: {one_line(error)}") from None
-    if tokenizer is None:
-        raise TfptmError(f"backbone.name {name!r}: it has no tokenizer; expected a text preset (with tokenizer files) "
-                         "or an artifact pre-trained on text (mlm or causal_lm) for a csv or jsonl data source")
-    backbone.name = "backbone"
-    tfptm.data.check_tokenizer(tokenizer, backbone)
-    return backbone, tokenizer
-
-
-def load_recipe_data(recipe, backbone=None, tokenizer=None, splits=None):
-    """`load_data` for the recipe: text is tokenized by `tokenizer` (or a learnt vocabulary) into `backbone`'s inputs."""
-    inputs = backbone.input if backbone is not None else None
-    return load_data(recipe.data, recipe.seed, tokenizer=tokenizer,
-                     outputs=inputs if isinstance(inputs, dict) else "token_ids",
-                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"), splits=splits)
-
-
-def check_data_agrees(recipe, class_names):
-    """Raises a `TfptmError`, before any training, where the recipe's head disagrees with the data's classes.
-
-    The number of classes comes from the data; a `head.num_classes` that says
-    otherwise, a binary head on other than two classes, or data with a single
-    class is one error naming both sides.
-
-    Example:
-    >>> from tfptm.recipes.validate import validate
-    >>> recipe = validate({"backbone": {"name": "x"}, "data": {"source": "csv", "path": "train.csv"},
-    ...                    "head": {"num_classes": 2}})
-    >>> try:
-    ...     check_data_agrees(recipe, ["a", "b", "c"])
-    ... except TfptmError as error:
-    ...     print(error)
-    head.num_classes is 2 but data.path 'train.csv' has 3 classes ('a', 'b', 'c'); expected 3, or leave head.num_classes out (it comes from the data)
-    """
-    where = data_description(recipe.data)
-    check_classes(class_names, where)
-    count, shown = len(class_names), ", ".join(repr(str(name)) for name in class_names[:20])
-    shown += ", ..." if count > 20 else ""
-    if recipe.head.task == "binary" and count != 2:
-        raise TfptmError(f"head.task is binary but {where} has {count} classes ({shown}); expected 2 classes, "
-                         "or head.task multiclass")
-    if recipe.head.task == "multiclass" and recipe.head.num_classes and recipe.head.num_classes != count:
-        raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has {count} classes ({shown}); "
-                         f"expected {count}, or leave head.num_classes out (it comes from the data)")
-
-
-def data_description(data):
-    """How an error names the data: `data.path 'x.csv'`, `data.name 'mnist'`, or the source."""
-    if data.path and data.source != "tfds":
-        return f"data.path {data.path!r}"
-    return f"data.name {data.name!r}" if data.name else f"data ({data.source})"
-
-
-def build(recipe, backbone, class_names, sample_shape=None):
-    """Joins backbone and head with `tfptm.build_model` (the optimizer is set in `train`).
-
-    With `sample_shape` (one example's shape), a backbone that takes other inputs is a `TfptmError`.
-    """
-    check_input_shape(backbone, sample_shape)
-    head = make_head(recipe.head, len(class_names))
-    return tfptm.build_model(backbone, head, optimizer=recipe.optimizer.name, learning_rate=recipe.finetune.learning_rate,
-                             name=recipe.name)
+    if recipe.head.task in ("multilabel", "regression") and recipe.data.source not in ("csv", "jsonl"):
+        raise TfptmError(f"head.task {recipe.head.task!r} reads lists of labels or numbers from a csv or jsonl table; "
+                         f"data.source {recipe.data.source!r} holds class labels, expected csv or jsonl")
 
 
 def export(recipe, model, data, base_dir):
     """Exports what `recipe.export` asks for under `base_dir` and checks each artifact against Keras.
 
     Parity checks (and int8 calibration with `representative_data: test`) use
-    up to `tfptm.recipes.loaders.PARITY_EXAMPLES` test examples. Returns
+    up to `tfptm.jobs.data.PARITY_EXAMPLES` test examples. Returns
     `(artifacts, parity, sizes)`, each keyed by artifact kind.
     """
     section = recipe.export
@@ -241,14 +130,14 @@ def prepare(recipe, strategy, progress, verbose=0, work=None):
     >>> recipe = validate({"backbone": {"name": "vgg_cnn", "args": {"input_shape": [8, 8, 1], "filters": [4]}},
     ...                    "data": {"classes": [0, 1], "shots": 4}})
     >>> data, model, metrics = prepare(recipe, tf.distribute.get_strategy(), progress=lambda message: None)
-    >>> data.num_train, model.output.shape, metrics, evaluate(model, data)["num_examples"] == data.num_test
+    >>> data.num_train, model.output.shape, metrics, test_metrics(model, data)["num_examples"] == data.num_test
     (8, (None, 2), {}, True)
     """
     metrics = {}
     text = recipe.data.source in TEXT_FILE_SOURCES
     progress(f"reading data ({recipe.data.source})")
     if text:  # read and checked before the backbone loads; tokenized once its tokenizer is known
-        splits = read_text_splits(recipe.data, recipe.seed)
+        splits = read_text_splits(recipe.data, recipe.seed, recipe.head.task)
         check_data_agrees(recipe, splits[0].class_names)
     else:
         data = load_recipe_data(recipe)
@@ -284,7 +173,7 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
     `tfptm export`), `pretrained/` after language-model pre-training (the
     pre-trained backbone and the tokenizer the run's text went through) and
     `export/` unless `export.dir` points elsewhere. While it trains, backups
-    go to `.NAME.backup/` beside it (`tfptm.recipes.training.work_dir_for`):
+    go to `.NAME.backup/` beside it (`tfptm.jobs.fit.work_dir_for`):
     if the process is killed, the same call again resumes from the last
     backup and ends with the same epochs. A recipe with a distill section
     trains by distillation instead (`DISTILLERS`), without backups.
@@ -299,7 +188,7 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
         data, model, metrics = prepare(recipe, strategy, progress, verbose, work)
         artifacts = {}
         if recipe.pretrain and recipe.pretrain.objective in LANGUAGE_MODELS:  # its vocabulary is the run's
-            artifacts["pretrained"] = save_pretrained_artifact(staging, recipe, tfptm.get_backbone(model), data.tokenizer,
+            artifacts["pretrained"] = save_pretrained_artifact(staging, recipe, tfptm.backbone_of(model), data.tokenizer,
                                                                metrics["pretrain"])
         training = None
         if recipe.distill:
@@ -308,23 +197,23 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
         else:
             resuming = (work / "backup").exists()
             progress(f"training: strategy {recipe.finetune.strategy}" + (f" (resuming from {work})" if resuming else ""))
-            started = time.perf_counter()
-            history = train(recipe, model, data, work, verbose=verbose, progress=progress)
-            training = training_speed(history, data.num_train, time.perf_counter() - started)
+            started, timing = time.perf_counter(), {}
+            history = fit_recipe(recipe, model, data, work, verbose=verbose, progress=progress, timing=timing)
+            training = training_speed(history, data.num_train, time.perf_counter() - started, **timing)
             carry_files(work, staging)
             progress(f"evaluating on {data.num_test} test examples")
-            metrics["model"] = evaluate(model, data)
+            metrics["model"] = test_metrics(model, data)
         tfptm.save_model(model, staging / MODEL_FILE)
         write_representative(staging, data.train_arrays(REPRESENTATIVE_EXAMPLES)[0])
-        export_base = Path(recipe.export.dir) if recipe.export.dir else staging / "export"
+        export_base = Path(recipe.export.dir) if recipe.export.dir else staging / EXPORT_DIR
         if recipe.export.saved_model or recipe.export.tflite:
-            progress(f"exporting to {recipe.export.dir or run_dir / 'export'}")
+            progress(f"exporting to {recipe.export.dir or run_dir / EXPORT_DIR}")
         exported, parity, sizes = export(recipe, model, data, export_base)
         artifacts.update(exported)
         summary = write_run(staging, run_dir, recipe, metrics, {"model": staging / MODEL_FILE, **artifacts},
                             parity, sizes, history, model, origin, data=data.summary(), training=training)
     summary["run_dir"] = str(run_dir)
-    progress(f"done: {run_dir / 'report.md'}")
+    progress(f"done: {run_dir / REPORT_FILE}")
     return summary
 
 
@@ -345,20 +234,27 @@ def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, histo
     write_report(staging, summary, history=history, model=model, title=f"{recipe.name}: {recipe.description}".rstrip(": "),
                  final_dir=run_dir)
     if "teacher" in metrics:
-        report = staging / "report.md"
+        report = staging / REPORT_FILE
         write_text_atomic(report, report.read_text(encoding="utf-8") + distillation_section(metrics))
     return summary
 
 
-def training_speed(history, num_train, seconds):
-    """`{"seconds", "epochs", "examples_per_second"}` of a training run, validation and backups included.
+def training_speed(history, num_train, seconds, training_seconds=None, epochs_run=None):
+    """`{"seconds", "epochs", "examples_per_second"}` of a training run, validation and backups included, and
+    with `training_seconds` (time in training steps over `epochs_run` epochs) `training_examples_per_second`:
+    the rate of the training steps alone, what a bare training loop measures.
 
     Example:
-    >>> training_speed({"loss": [1.0, 0.5, 0.4]}, num_train=100, seconds=6.0)["examples_per_second"]
-    50.0
+    >>> speed = training_speed({"loss": [1.0, 0.5, 0.4]}, num_train=100, seconds=6.0, training_seconds=4.0, epochs_run=3)
+    >>> speed["examples_per_second"], speed["training_examples_per_second"]
+    (50.0, 75.0)
     """
     epochs = len(history.get("loss", []))
-    return {"seconds": seconds, "epochs": epochs, "examples_per_second": epochs * num_train / seconds if seconds else None}
+    speed = {"seconds": seconds, "epochs": epochs, "examples_per_second": epochs * num_train / seconds if seconds else None}
+    if training_seconds:
+        speed["training_seconds"] = training_seconds
+        speed["training_examples_per_second"] = (epochs_run or epochs) * num_train / training_seconds
+    return speed
 
 
 def image_scale(data):
@@ -371,7 +267,7 @@ def image_scale(data):
     >>> round(image_scale(Data(source="digits")) * 255), image_scale(Data(source="image_folder"))
     (16, 1.0)
     """
-    return tfptm.data.DIGITS_PIXEL_MAX / 255 if data.source == "digits" else 1.0
+    return tfptm.datasets.DIGITS_PIXEL_MAX / 255 if data.source == "digits" else 1.0
 
 
 def _final(path, staging, run_dir):
