@@ -1,4 +1,4 @@
-"""Pre-training backbones (floor 3): masked LM, causal LM, supervised; saved as artifacts that fine-tuning loads.
+"""Pre-training backbones (floor 3): masked LM, causal LM, next-sentence (+ masked LM), supervised; saved as artifacts that fine-tuning loads.
 
 Pre-train, save, then fine-tune from the saved directory:
 
@@ -16,18 +16,23 @@ Pre-train, save, then fine-tune from the saved directory:
 from tfptm.pretrain.causal import causal_lm, causal_lm_model, next_token_batches, perplexity
 from tfptm.pretrain.common import Pretrained, save_pretrained
 from tfptm.pretrain.mlm import mask_generator, masked_batches, masked_lm, masked_lm_model
+from tfptm.pretrain.nsp import continue_pretraining, next_sentence, next_sentence_model, sentence_pairs
 from tfptm.pretrain.supervised import supervised
 
 __all__ = [
     "Pretrained",
     "causal_lm",
     "causal_lm_model",
+    "continue_pretraining",
     "mask_generator",
     "masked_batches",
     "masked_lm",
     "masked_lm_model",
+    "next_sentence",
+    "next_sentence_model",
     "next_token_batches",
     "perplexity",
     "save_pretrained",
+    "sentence_pairs",
     "supervised",
 ]
