@@ -268,10 +268,13 @@ def check_sources(recipe, source="recipe.yaml", files=True):
     cached. Names and URLs (registered backbones, KerasHub presets, TF Hub)
     are resolved when the run starts.
 
-    Example:
+    Example (offline, as the examples run; online the line reads
+    `'backbone.name: hf://org/model: will download into <cache>'`):
     >>> recipe = validate({"backbone": {"name": "hf://org/model"}})
-    >>> check_sources(recipe)[0]  # doctest: +ELLIPSIS
-    'backbone.name: hf://org/model: will download into ...'
+    >>> check_sources(recipe)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: recipe.yaml: backbone.name: 'hf://org/model' is not in the cache ... and downloads are off (TFPTM_OFFLINE=1); ...
     """
     from tfptm import downloads
 
