@@ -136,6 +136,8 @@ def test_old_import_paths_still_work_with_a_warning():
             "warnings.simplefilter('ignore')\n"
             "from tfptm.recipes.run import run_recipe; from tfptm.jobs.train import run_recipe as new\n"
             "from tfptm.export.run import export_checked; from tfptm.data.digits import load_digits\n"
+            "from tfptm.recipes.models import evaluate; from tfptm.jobs.model import test_metrics\n"
+            "assert evaluate is test_metrics\n"
             "print(run_recipe is new, tfptm.recipes.run_recipe is new, tfptm.get_backbone.__name__)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -40,6 +40,30 @@ MODULES = {
     "tfptm.backbones.text": "tfptm.backbones.text_encoders",
 }
 
+#: (old module path, old name) -> (new module, new name), for names that moved to another module or were renamed
+NAMES = {
+    ("tfptm.recipes.models", "check_input_shape"): ("tfptm.jobs.model", "check_examples_fit"),
+    ("tfptm.recipes.models", "evaluate"): ("tfptm.jobs.model", "test_metrics"),
+    ("tfptm.recipes.training", "train"): ("tfptm.jobs.fit", "fit_recipe"),
+    ("tfptm.recipes.training", "CARRIED"): ("tfptm.rundir", "CARRIED"),
+    ("tfptm.recipes.pretraining", "optimizer"): ("tfptm.jobs.fit", "recipe_optimizer"),
+    ("tfptm.recipes.pretraining", "distill"): ("tfptm.jobs.distill", "distill"),
+    ("tfptm.recipes.pretraining", "DISTILLERS"): ("tfptm.jobs.distill", "DISTILLERS"),
+    ("tfptm.recipes.pretraining", "distillation_section"): ("tfptm.jobs.distill", "distillation_section"),
+    ("tfptm.recipes.pretraining", "PRETRAIN_BACKUP"): ("tfptm.rundir", "PRETRAIN_BACKUP_DIR"),
+    ("tfptm.recipes.run", "train"): ("tfptm.jobs.fit", "fit_recipe"),
+    ("tfptm.recipes.run", "evaluate"): ("tfptm.jobs.model", "test_metrics"),
+    ("tfptm.recipes.run", "check_input_shape"): ("tfptm.jobs.model", "check_examples_fit"),
+    ("tfptm.recipes.run", "DISTILLERS"): ("tfptm.jobs.distill", "DISTILLERS"),
+    ("tfptm.recipes.saved", "evaluate"): ("tfptm.jobs.model", "test_metrics"),
+    ("tfptm.recipes.saved", "check_input_shape"): ("tfptm.jobs.model", "check_examples_fit"),
+    ("tfptm.recipes.validate", "RECIPE_FILE"): ("tfptm.rundir", "RECIPE_FILE"),
+    ("tfptm.export.run", "export_run"): ("tfptm.jobs.export", "export_run"),
+    ("tfptm.export.run", "MODEL_FILE"): ("tfptm.rundir", "MODEL_FILE"),
+    ("tfptm.export.run", "REPRESENTATIVE_FILE"): ("tfptm.rundir", "REPRESENTATIVE_FILE"),
+    ("tfptm.pretrain.common", "train"): ("tfptm.pretrain.common", "train_all_weights"),
+}
+
 
 def warn_moved(old, new):
     warnings.warn(f"{old} moved to {new}; the old path works until the next release", DeprecationWarning, stacklevel=3)
@@ -57,6 +81,8 @@ class _Forward(types.ModuleType):
         self.__dict__["_target"] = target
 
     def __getattr__(self, name):
+        if (self.__name__, name) in NAMES:
+            return moved_attribute(f"{self.__name__}.{name}", *NAMES[self.__name__, name])
         return getattr(importlib.import_module(self.__dict__["_target"]), name)
 
     def __dir__(self):
@@ -73,6 +99,13 @@ class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         pass
+
+
+def module_getattr(module, name):
+    """For a module that stays but lost names: `__getattr__ = lambda name: module_getattr(__name__, name)`."""
+    if (module, name) in NAMES:
+        return moved_attribute(f"{module}.{name}", *NAMES[module, name])
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def install():

@@ -209,3 +209,9 @@ def _restore_finished(model, callbacks):
         with warnings.catch_warnings():  # the optimizer state is not needed: nothing more trains
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(os.path.join(backups[0].backup_dir, state["weights"]))
+
+
+def __getattr__(name):  # names that moved away keep working for one release (tfptm/_moved.py)
+    from tfptm._moved import module_getattr
+
+    return module_getattr('tfptm.pretrain.common', name)

@@ -344,3 +344,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(list, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True))
+
+
+def __getattr__(name):  # names that moved away keep working for one release (tfptm/_moved.py)
+    from tfptm._moved import module_getattr
+
+    return module_getattr('tfptm.recipes.validate', name)
