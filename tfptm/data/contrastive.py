@@ -10,11 +10,16 @@ these with `model.fit`: every other positive (and negative) in the batch is
 a negative for an anchor, so batches are shuffled every epoch.
 """
 
+import dataclasses
+import os
+
 import numpy as np
 import tensorflow as tf
 
+from tfptm.data.loaded import skip_or_raise, skip_summary
 from tfptm.data.pipeline import finish
-from tfptm.data.sequences import token_ids_function, tokenize_all
+from tfptm.data.tables import FORMATS, _read_utf8, _rows
+from tfptm.data.sequences import check_texts, token_ids_function, tokenize_all
 from tfptm.data.text import OUTPUTS
 from tfptm.errors import TfptmError
 
@@ -87,22 +92,81 @@ def contrastive_batches(anchors, positives, negatives=None, tokenizer=None, max_
     return finish(ds, len(columns["anchor"]), batch_size, shuffle=shuffle, seed=seed, cache=cache, batch=batch)
 
 
-def check_texts(texts, where):
-    """`texts` (a list or 1-D array of strings) as a NumPy object array, or one `TfptmError` naming `where`.
+
+@dataclasses.dataclass
+class ContrastiveTable:
+    """Rows of `(anchor, positive[, negative])` texts, no labels; `skipped` lists the rows left out.
 
     Example:
-    >>> check_texts(["a", "b"], "texts").tolist()
-    ['a', 'b']
+    >>> table = ContrastiveTable(["q1", "q2", "q3", "q4"], ["d1", "d2", "d3", "d4"], None, [], "t.csv")
+    >>> train, test = table.split(0.25, seed=0)
+    >>> len(train), len(test), test.negatives
+    (3, 1, None)
     """
-    if isinstance(texts, (str, bytes)):
-        raise TfptmError(f"{where}: got one string; expected a list of strings")
-    try:
-        texts = list(np.asarray(texts, dtype=object).reshape(-1)) if not isinstance(texts, list) else texts
-    except (TypeError, ValueError):
-        raise TfptmError(f"{where}: got {type(texts).__name__}; expected a list of strings") from None
-    if not texts:
-        raise TfptmError(f"{where}: empty; expected at least one string")
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TfptmError(f"{where}: item {bad} is {type(texts[bad]).__name__}; expected strings")
-    return np.array(texts, dtype=object)
+
+    anchors: list
+    positives: list
+    negatives: list | None
+    skipped: list
+    path: str
+
+    def __len__(self):
+        return len(self.anchors)
+
+    def summary(self):
+        """A JSON-ready dict: rows kept and skipped."""
+        return {"path": self.path, "num_examples": len(self), **skip_summary(self.skipped)}
+
+    def split(self, fraction, seed=0):
+        """A random `(rest, held_out)` pair of tables, `fraction` of the rows held out (at least one each)."""
+        held = int(round(fraction * len(self)))
+        if not 0 < held < len(self):
+            raise TfptmError(f"{self.path!r}: {len(self)} rows cannot be split {1 - fraction:g}/{fraction:g}; "
+                             "expected enough rows for both parts")
+        order = np.random.default_rng(seed).permutation(len(self))
+        return self.subset(np.sort(order[held:])), self.subset(np.sort(order[:held]))
+
+    def subset(self, index):
+        """The rows at `index` (positions), as a `ContrastiveTable`."""
+        pick = lambda texts: None if texts is None else [texts[i] for i in index]
+        return ContrastiveTable(pick(self.anchors), pick(self.positives), pick(self.negatives), self.skipped, self.path)
+
+
+def read_contrastive_table(path, anchor_column="anchor", positive_column="positive", negative_column=None,
+                           format=None, strict=False):
+    """Reads `(anchor, positive[, negative])` texts from a CSV, TSV or JSON Lines file (no labels).
+
+    A row with an empty text is skipped and counted (an error with `strict`).
+
+    Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.jsonl")
+    >>> _ = open(path, "w").write('{"q": "open a file", "d": "Opens a file."}\\n{"q": "", "d": "Plots."}\\n')
+    >>> table = read_contrastive_table(path, "q", "d")
+    >>> table.anchors, table.positives, table.summary()["num_skipped"]
+    (['open a file'], ['Opens a file.'], 1)
+    """
+    path = os.fspath(path)
+    columns = [c for c in (anchor_column, positive_column, negative_column) if c is not None]
+    if len(set(columns)) != len(columns):
+        raise TfptmError(f"read_contrastive_table: columns {columns}; expected different column names")
+    fmt = format or FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise TfptmError(f"read_contrastive_table: cannot tell the format of {path!r}; expected a .csv, .tsv or "
+                         ".jsonl file, or format='csv' | 'tsv' | 'jsonl'")
+    rows, skipped = [], []
+    for line, *texts in _rows(_read_utf8(path), path, fmt, columns):
+        where = f"{path}:{line}"
+        for column, text in zip(columns, texts):
+            if not isinstance(text, str):
+                raise TfptmError(f"{where}: {column!r} is {text!r}; expected a string")
+        empty = [column for column, text in zip(columns, texts) if not text.strip()]
+        if empty:
+            skip_or_raise(skipped, where, f"empty {' and '.join(empty)}", strict, what="text")
+            continue
+        rows.append(texts)
+    if not rows:
+        raise TfptmError(f"read_contrastive_table: {path!r} has no rows with every text ({len(skipped)} with an empty "
+                         f"text); expected rows of {columns}")
+    anchors, positives, *negatives = (list(column) for column in zip(*rows))
+    return ContrastiveTable(anchors, positives, negatives[0] if negatives else None, skipped, path)

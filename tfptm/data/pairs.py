@@ -28,6 +28,7 @@ import numpy as np
 
 from tfptm.data.arrays import check_arrays, split_indices
 from tfptm.data.loaded import Loaded, skip_or_raise, skip_summary
+from tfptm.data.sequences import check_texts
 from tfptm.data.tables import FORMATS, _label_ids, _read_utf8, _rows
 from tfptm.errors import TfptmError
 
@@ -184,7 +185,7 @@ def tokenize_pairs(texts_a, texts_b, tokenizer, max_length=128, batch_size=256):
     """
     import tensorflow as tf
 
-    texts_a, texts_b = _strings(texts_a, "texts_a"), _strings(texts_b, "texts_b")
+    texts_a, texts_b = check_texts(texts_a, "text pairs: texts_a"), check_texts(texts_b, "text pairs: texts_b")
     if len(texts_a) != len(texts_b):
         raise TfptmError(f"text pairs: {len(texts_a)} first texts but {len(texts_b)} second texts; expected one of each per pair")
     preprocessor = pair_preprocessor(tokenizer, max_length)
@@ -297,14 +298,3 @@ def pair_arrays(texts_a, texts_b, tokenizer, max_length=128):
         out["padding_mask"][row, :length] = True
     return out
 
-
-def _strings(texts, name):
-    if isinstance(texts, (str, bytes)):
-        raise TfptmError(f"text pairs: {name} must be a list of strings, not one string")
-    texts = list(np.asarray(texts, dtype=object).reshape(-1)) if not isinstance(texts, list) else texts
-    if not texts:
-        raise TfptmError(f"text pairs: {name} is empty; expected at least one string")
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TfptmError(f"text pairs: {name}[{bad}] is {type(texts[bad]).__name__}; expected strings")
-    return np.array(texts, dtype=object)

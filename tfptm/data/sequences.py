@@ -72,7 +72,7 @@ def text_batches(texts, labels=None, tokenizer=None, max_length=128, batch_size=
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise TfptmError(f"text_batches: batch_size must be a positive integer; got {batch_size!r}")
     names = _output_names(outputs)
-    texts = _strings(texts)
+    texts = check_texts(texts, "text_batches: texts")
     _, labels = check_arrays(np.zeros(len(texts)), labels, where="text_batches")
     tokenize, pad_id = token_ids_function(tokenizer, max_length)
     flat, starts, lengths = tokenize_all(texts, tokenize)
@@ -390,13 +390,28 @@ def _boundaries(bucket_boundaries, max_length):
     return values
 
 
-def _strings(texts):
+def check_texts(texts, where):
+    """`texts` (a list or 1-D array of strings) as a NumPy object array, or one `TfptmError` naming `where`.
+
+    The one check of text inputs: single texts, pairs (`tfptm.data.pairs`) and contrastive columns use it.
+
+    Example:
+    >>> check_texts(["a", "b"], "texts").tolist()
+    ['a', 'b']
+    >>> check_texts(["a", 3], "texts")
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: texts[1] is int; expected strings
+    """
     if isinstance(texts, (str, bytes)):
-        raise TfptmError("text_batches: texts must be a list of strings, not one string")
-    texts = list(np.asarray(texts, dtype=object).reshape(-1)) if not isinstance(texts, list) else texts
+        raise TfptmError(f"{where}: got one string; expected a list of strings")
+    try:
+        texts = list(np.asarray(texts, dtype=object).reshape(-1)) if not isinstance(texts, list) else texts
+    except (TypeError, ValueError):
+        raise TfptmError(f"{where}: got {type(texts).__name__}; expected a list of strings") from None
     if not texts:
-        raise TfptmError("text_batches: texts is empty; expected at least one string")
+        raise TfptmError(f"{where}: empty; expected at least one string")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise TfptmError(f"text_batches: text {bad} is {type(texts[bad]).__name__}; expected strings")
+        raise TfptmError(f"{where}[{bad}] is {type(texts[bad]).__name__}; expected strings")
     return np.array(texts, dtype=object)

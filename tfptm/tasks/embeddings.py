@@ -42,8 +42,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfptm.data.contrastive import check_texts, contrastive_batches
-from tfptm.data.sequences import token_ids_function, tokenize_all
+from tfptm.data.contrastive import contrastive_batches
+from tfptm.data.sequences import check_texts, token_ids_function, tokenize_all
 from tfptm.data.text import TextTokenizer
 from tfptm.errors import TfptmError
 from tfptm.heads import pool
