@@ -6,8 +6,8 @@ from tfptm.export.describe import describe_saved_model
 from tfptm.export.litert import QUANTIZATIONS, check_tflite_args, write_tflite
 from tfptm.export.parity import check_saved_model, check_tflite, checked_inputs
 from tfptm.export.serving import check_model_name, next_version, stale_debris, write_saved_model
-from tfptm.export.signatures import check_head, class_names_or_default
-from tfptm.files import directory_size, staged_group, write_json_atomic
+from tfptm.export.signatures import EMBEDDINGS, check_head, class_names_or_default, task
+from tfptm.files import directory_size, staged_group, write_json_atomic, write_text_atomic
 
 FORMATS = ("saved_model", "tflite")
 
@@ -15,7 +15,7 @@ FORMATS = ("saved_model", "tflite")
 def export_checked(
     model, export_dir, model_name, saved_model_export=True, quantizations=("dynamic",), class_names=None,
     image_scale=1.0, tokenizer=None, version=None, representative_data=None, check_data=None, int8_io=False,
-    metadata=None, record=None,
+    metadata=None, record=None, files=None,
 ):  # fmt: skip
     """Exports `model` for TF Serving and for phones, then checks every artifact against it.
 
@@ -33,6 +33,13 @@ def export_checked(
     `sizes` (bytes), `parity` (kind -> check result), `signatures` and
     `select_tf_ops` (per quantization). With `record` (a dict), that dict
     plus the summary is written as `<export_dir>/<model_name>.export.json`.
+    `files` (kind -> `(file name, text)`) are written beside the artifacts,
+    in the same staging, and listed in `artifacts` (e.g. a vocabulary).
+
+    A sentence embedder (`tfptm.tasks.embeddings`; output `embeddings`) is
+    exported the same way: its SavedModel returns `embeddings` (`embed` on
+    raw strings with a `tokenizer`), its TFLite files have no labels, and
+    parity compares vectors by cosine (`signatures.MIN_COSINE`).
 
     Inputs are checked against the model before anything is written; every
     artifact (and that JSON) is written and checked in one hidden staging
@@ -58,7 +65,7 @@ def export_checked(
         representative_data = checked_inputs(model, representative_data, "representative data")
     for quantization in quantizations:
         check_tflite_args(export_dir / f"{model_name}.{quantization}.tflite", quantization, representative_data)
-    class_names = class_names_or_default(model, class_names)
+    class_names = None if task(model) == EMBEDDINGS else class_names_or_default(model, class_names)
     artifacts, parity, sizes, extra = {}, {}, {}, {}
     with staged_group(export_dir, model_name, "export", debris=stale_debris(model_name)) as stage:
         if saved_model_export:
@@ -77,7 +84,10 @@ def export_checked(
                 artifacts[f"{key}_labels"] = str(export_dir / result.labels_path.name)
             extra.setdefault("select_tf_ops", {})[quantization] = result.select_tf_ops
             if x is not None:
-                parity[key] = check_tflite(result.path, model, x, y)
+                parity[key] = check_tflite(result.path, model, x, y, quantization=quantization)
+        for kind, (name, text) in (files or {}).items():
+            write_text_atomic(stage / name, text)
+            artifacts[kind] = str(export_dir / name)
         summary = {"artifacts": artifacts, "sizes": sizes, "parity": parity, **extra}
         if record is not None:
             write_json_atomic(stage / f"{model_name}.export.json", {**record, **summary})

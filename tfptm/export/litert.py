@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfptm.errors import TfptmError
 from tfptm.export.attention import int8_friendly_attention
 from tfptm.export.recurrent import recurrent_layers, unrolled_recurrence
-from tfptm.export.signatures import class_names_or_default, input_specs, task
+from tfptm.export.signatures import EMBEDDINGS, class_names_or_default, input_specs, task
 from tfptm.files import staged_group, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -102,14 +102,16 @@ def write_tflite(model, path, quantization, representative_data=None, int8_io=Fa
     """Converts `model` and writes `path` with its labels and metadata beside it, with no staging: callers stage."""
     path = Path(path)
     check_tflite_args(path, quantization, representative_data)
-    class_names = class_names_or_default(model, class_names)
+    head = task(model)
+    class_names = None if head == EMBEDDINGS else class_names_or_default(model, class_names)
     flatbuffer, select_tf_ops, rewritten, unrolled = _convert(model, quantization, representative_data, int8_io)
     if unrolled:
         metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
     if quantization == "int8":
         metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
-    head = task(model)
-    if head == "regression":
+    if head == EMBEDDINGS:  # vectors: no labels
+        labels_path, described = None, {"task": head, "output": EMBEDDINGS}
+    elif head == "regression":
         labels_path, described = None, {"task": head, "output": "values", "value_names": class_names}
     else:
         labels_path = write_text_atomic(path.with_suffix(".labels.txt"), "\n".join(class_names) + "\n")
@@ -146,7 +148,7 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
     with tempfile.TemporaryDirectory() as saved, rewrite as rewritten, unroll as unrolled:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        output = output or ("values" if task(model) == "regression" else "probabilities")
+        output = output or {"regression": "values", EMBEDDINGS: EMBEDDINGS}.get(task(model), "probabilities")
         archive.add_endpoint(
             "serving_default",
             lambda inputs: {output: model(inputs, training=False)},

@@ -7,7 +7,7 @@ from tfptm.data.arrays import check_arrays
 from tfptm.errors import TfptmError
 from tfptm.evaluation.metrics import predict_classes, task_of
 from tfptm.export.litert import run_tflite
-from tfptm.export.signatures import check_inputs
+from tfptm.export.signatures import EMBEDDINGS, MIN_COSINE, check_inputs, task as serving_task
 
 SAVED_MODEL_TOLERANCE = 1e-5
 TFLITE_MIN_AGREEMENT = 0.99
@@ -25,6 +25,9 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
     """
     x = checked_inputs(model, x, "check_saved_model")
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    if serving_task(model) == EMBEDDINGS:  # vectors, compared by cosine
+        got = saved_model_outputs(signature, x, EMBEDDINGS, batch_size)
+        return compare_vectors(got, model.predict(x, batch_size=batch_size, verbose=0), MIN_COSINE["saved_model"])
     specs = signature.structured_input_signature[1]
     named = x if isinstance(x, dict) else {next(iter(specs)): x}
     count = len(next(iter(named.values())))
@@ -54,7 +57,7 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
     }
 
 
-def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num_threads=None):
+def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num_threads=None, quantization="float32"):
     """Runs a `.tflite` file with LiteRT on `x` and compares it with `model.predict(x)`.
 
     Reports top-1 agreement, the largest probability difference and, when
@@ -65,6 +68,9 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     (regression; accuracies are then not reported).
     """
     x = checked_inputs(model, x, "check_tflite")
+    if serving_task(model) == EMBEDDINGS:  # vectors, compared by cosine (the least allowed depends on `quantization`)
+        return compare_vectors(run_tflite(path, x, num_threads=num_threads), model.predict(x, verbose=0),
+                               MIN_COSINE[quantization])
     task = task_of(model)
     if y is not None:
         y = np.asarray(y)
@@ -88,6 +94,32 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
         report["tflite_accuracy"] = float(np.mean(lite_ids == y))
         report["accuracy_delta"] = report["tflite_accuracy"] - report["keras_accuracy"]
     return report
+
+
+def saved_model_outputs(signature, x, key, batch_size=256):
+    """`signature`'s output `key` on inputs `x` (an array or a dict by input name), called in batches."""
+    specs = signature.structured_input_signature[1]
+    named = x if isinstance(x, dict) else {next(iter(specs)): x}
+    count = len(next(iter(named.values())))
+    return np.concatenate([signature(**{k: tf.constant(named[k][i: i + batch_size], s.dtype) for k, s in specs.items()})[key].numpy()
+                           for i in range(0, count, batch_size)])
+
+
+def compare_vectors(got, expected, min_cosine):
+    """Parity of two `(n, dim)` arrays of embeddings, row by row: cosine similarity and absolute difference.
+
+    Example:
+    >>> compare_vectors(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0]]), 0.999)["ok"]
+    True
+    """
+    got, expected = np.asarray(got, "float64"), np.asarray(expected, "float64")
+    if got.shape != expected.shape:
+        raise TfptmError(f"Embeddings of shape {got.shape} to compare with {expected.shape}; expected the same")
+    norms = np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1), 1e-12)
+    cosine = np.sum(got * expected, axis=1) / norms
+    return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
+            "max_abs_diff": float(np.max(np.abs(got - expected))), "min_cosine_required": min_cosine,
+            "num_examples": int(len(got)), "ok": bool(cosine.min() >= min_cosine)}
 
 
 def _decisions(task, outputs, reference):

@@ -106,7 +106,16 @@ def next_version(model_dir, version=None):
 
 
 def write_saved_model(model, out, class_names, tokenizer=None, image_scale=1.0):
-    """Writes the serving SavedModel into directory `out` (created), with no staging: callers stage."""
+    """Writes the serving SavedModel into directory `out` (created), with no staging: callers stage.
+
+    A sentence embedder (`sig.task` is `"embeddings"`) gets `serving_default`
+    and `token_ids` on token inputs, and with a `tokenizer` `embed` on raw
+    strings, each returning `embeddings` (no labels).
+    """
+    if sig.task(model) == sig.EMBEDDINGS:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        _embedding_archive(model, tokenizer).write_out(str(out), verbose=False)
+        return Path(out)
     with tempfile.TemporaryDirectory() as scratch:
         labels = Path(scratch) / LABELS_FILE
         labels.write_text("\n".join(class_names) + "\n", encoding="utf-8")
@@ -179,4 +188,32 @@ def _serving_archive(model, labels_path, tokenizer=None, image_scale=1.0):
             lambda text: classify(sig.tokenize(tokenizer, text, spec)),
             input_signature=[tf.TensorSpec([None], tf.string, name="text")],
         )
+    return archive
+
+
+def _embedding_archive(model, tokenizer=None):
+    """A `keras.export.ExportArchive` with `serving_default`/`token_ids` on token inputs and `embed` on raw strings."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    _save_each_variable_once(archive)
+    spec = sig.input_specs(model)
+
+    def vectors(inputs):
+        return {sig.EMBEDDINGS: model(inputs, training=False)}
+
+    archive.add_endpoint("serving_default", vectors, input_signature=[spec])
+    archive.add_endpoint("token_ids", vectors, input_signature=[spec])
+    if tokenizer is not None:
+        if not tokenizer.built:
+            tokenizer(tf.constant([""]))  # ExportArchive tracks only built layers
+        archive.track(tokenizer)
+
+        def embed_text(text):
+            inputs = sig.tokenize(tokenizer, text, spec)
+            # the tokenizer pads to its full length; padding is at the end, so cut every column to the longest text
+            mask = tf.cast(inputs["padding_mask"], tf.int32)
+            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=1)), 1)
+            return vectors({key: value[:, :longest] for key, value in inputs.items()})
+
+        archive.add_endpoint("embed", embed_text, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     return archive

@@ -131,10 +131,18 @@ def check_inputs(model, x, where):
                              f"{'text' if s.dtype == tf.string else s.dtype.name}")
 
 
+EMBEDDINGS = "embeddings"  # the task (and output) of sentence embedders (tfptm.tasks.embeddings.build_embedder)
+#: least cosine between an exported embedder's vectors and the Keras model's, per artifact (TFLite: per quantization)
+MIN_COSINE = {"saved_model": 0.99999, "float32": 0.9999, "float16": 0.999, "dynamic": 0.99, "int8": 0.95}
+
+
 def task(model):
-    """The task of `model`'s head (`tfptm.evaluation.task_of`): what its serving outputs are."""
+    """The task of `model`'s head (`tfptm.evaluation.task_of`): what its serving outputs are; `"embeddings"`
+    for a sentence embedder (its output layer is named `embeddings`)."""
     from tfptm.evaluation.metrics import task_of
 
+    if model.layers[-1].name == EMBEDDINGS and len(model.outputs) == 1:
+        return EMBEDDINGS
     return task_of(model)
 
 

@@ -51,8 +51,6 @@ from tfptm.heads import pool
 POOLINGS = ("mean", "cls")
 OUTPUT = "embeddings"
 DEFAULT_MAX_LENGTH = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 and most of its checkpoints
-#: least cosine between an artifact's embeddings and the Keras model's, per TFLite quantization
-MIN_COSINE = {"saved_model": 0.99999, "float32": 0.9999, "float16": 0.999, "dynamic": 0.99, "int8": 0.95}
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -543,42 +541,12 @@ def serving_tokenizer(tokenizer, model):
                      "(what load_embedder returns) or a tfptm.data.text.TextTokenizer")
 
 
-def _embedding_archive(model, tokenizer=None):
-    """A `keras.export.ExportArchive` with `serving_default`/`token_ids` on token inputs and `embed` on raw strings."""
-    from tfptm.export import signatures as sig
-    from tfptm.export.serving import _save_each_variable_once
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    _save_each_variable_once(archive)
-    spec = sig.input_specs(model)
-
-    def vectors(inputs):
-        return {OUTPUT: model(inputs, training=False)}
-
-    archive.add_endpoint("serving_default", vectors, input_signature=[spec])
-    archive.add_endpoint("token_ids", vectors, input_signature=[spec])
-    if tokenizer is not None:
-        if not tokenizer.built:
-            tokenizer(tf.constant([""]))  # ExportArchive tracks only built layers
-        archive.track(tokenizer)
-
-        def embed_text(text):
-            inputs = sig.tokenize(tokenizer, text, spec)
-            # the tokenizer pads to its full length; padding is at the end, so cut every column to the longest text
-            mask = tf.cast(inputs["padding_mask"], tf.int32)
-            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=1)), 1)
-            return vectors({key: value[:, :longest] for key, value in inputs.items()})
-
-        archive.add_endpoint("embed", embed_text, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    return archive
-
-
 def export_embedder(model, export_dir, model_name, tokenizer=None, quantizations=("float32",), check_texts=None,
-                    version=None, max_length=None):  # fmt: skip
+                    version=None, max_length=None, saved_model_export=True):  # fmt: skip
     """Exports an embedder for TF Serving and for phones, checks every artifact against it; returns a summary.
 
-    Writes, all at once (staged, as `tfptm.export.export_checked` does):
+    Calls `tfptm.export.export_checked`, the one exporter (staged: all files
+    appear together or none), which writes:
 
     - `<export_dir>/<model_name>/<version>/`: a SavedModel with signatures
       `embed` (a 1-D string tensor `text` -> `embeddings`, the tokenizer
@@ -592,13 +560,14 @@ def export_embedder(model, export_dir, model_name, tokenizer=None, quantizations
       token per line (line number = token id), for tokenizing on the device.
     - `<export_dir>/<model_name>.export.json`: this summary.
 
-    With `check_texts` (a list of strings, e.g. a few hundred from the
-    training data), each artifact is compared with `embed(model, ...)`:
-    the SavedModel's `embed` signature on the raw strings (or `serving_default`
-    on their token ids without a tokenizer) and each TFLite file on the token
-    ids; `parity[kind]` reports the least and mean cosine similarity and
-    the largest absolute difference, and `ok` when the least cosine reaches
-    `MIN_COSINE[kind]`. They also calibrate `"int8"`, which needs them.
+    With `check_texts` (a list of strings, e.g. a few hundred held-out
+    texts), each artifact is compared with the Keras model on their token ids
+    (`parity["saved_model"]`, `parity["tflite_<quantization>"]`), and the
+    SavedModel's `embed` signature on the raw strings with `embed(model, ...)`
+    (`parity["saved_model_embed"]`): each reports the least and mean cosine
+    similarity and the largest absolute difference, `ok` when the least cosine
+    reaches `tfptm.export.signatures.MIN_COSINE[kind]`. They also calibrate
+    `"int8"`, which needs them.
 
     Example:
     >>> import tempfile, tfptm
@@ -609,58 +578,33 @@ def export_embedder(model, export_dir, model_name, tokenizer=None, quantizations
     >>> sorted(summary["signatures"]), sorted(summary["artifacts"])
     (['embed', 'serving_default', 'token_ids'], ['saved_model', 'vocabulary'])
     """
-    from tfptm.export.describe import describe_saved_model
-    from tfptm.export.litert import check_tflite_args
-    from tfptm.export.serving import check_model_name, next_version, stale_debris
-    from tfptm.files import directory_size, staged_group, write_json_atomic, write_text_atomic
+    from tfptm.export import export_checked  # export is a floor above: imported when exporting
+    from tfptm.export.parity import compare_vectors
+    from tfptm.export.signatures import MIN_COSINE
+    from tfptm.files import write_json_atomic
 
     settings = describe(model)
-    export_dir = Path(export_dir)
-    check_model_name(model_name)
     quantizations = list(quantizations)
     length = max_length or sequence_length(tokenizer)
     served = serving_tokenizer(tokenizer, model) if tokenizer is not None else None
     texts = None if check_texts is None else check_texts_arg(check_texts)
     if texts is not None and tokenizer is None:
         raise TfptmError("export_embedder: check_texts need the tokenizer; pass tokenizer=")
-    tokens = _tokenized(texts, tokenizer, length, model) if texts is not None else None
-    for quantization in quantizations:
-        check_tflite_args(export_dir / f"{model_name}.{quantization}.tflite", quantization, tokens)
-    expected = embed(model, texts, tokenizer, max_length=length) if texts is not None else None
-    artifacts, sizes, parity = {}, {}, {}
+    tokens = tokenized_inputs(model, texts, tokenizer, length) if texts is not None else None
     vocabulary = _vocabulary(tokenizer) if tokenizer is not None else None
-    special = _special_ids(tokenizer) if tokenizer is not None else {}
-    with staged_group(export_dir, model_name, "export", debris=stale_debris(model_name)) as stage:
-        version = next_version(export_dir / model_name, version)
-        staged = stage / model_name / str(version)
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        _embedding_archive(model, served).write_out(str(staged), verbose=False)
-        artifacts["saved_model"], sizes["saved_model"] = str(export_dir / model_name / str(version)), directory_size(staged)
-        signatures = describe_saved_model(staged)["signatures"]
-        if texts is not None:
-            got = _saved_model_vectors(staged, texts if served is not None else tokens, served is not None)
-            parity["saved_model"] = compare_vectors(got, expected, MIN_COSINE["saved_model"])
-        if vocabulary is not None:
-            name = f"{model_name}.vocab.txt"
-            write_text_atomic(stage / name, "\n".join(vocabulary) + "\n")
-            artifacts["vocabulary"] = str(export_dir / name)
-        for quantization in quantizations:
-            name = f"{model_name}.{quantization}.tflite"
-            select_tf_ops = _write_tflite(model, stage / name, quantization, tokens)
-            key = f"tflite_{quantization}"
-            artifacts[key], sizes[key] = str(export_dir / name), directory_size(stage / name)
-            write_json_atomic((stage / name).with_suffix(".json"), {
-                "task": OUTPUT, "output": OUTPUT, **settings, "quantization": quantization, "select_tf_ops": select_tf_ops,
-                "inputs": sorted(model.input), "max_length": length, **special,
-                "vocabulary": f"{model_name}.vocab.txt" if vocabulary is not None else None,
-            })
-            if texts is not None:
-                from tfptm.export.litert import run_tflite
-
-                parity[key] = compare_vectors(run_tflite(stage / name, tokens), expected, MIN_COSINE[quantization])
-        summary = {"task": OUTPUT, **settings, "max_length": length, "artifacts": artifacts, "sizes": sizes,
-                   "parity": parity, "signatures": signatures}
-        write_json_atomic(stage / f"{model_name}.export.json", summary)
+    files = {"vocabulary": (f"{model_name}.vocab.txt", "\n".join(vocabulary) + "\n")} if vocabulary is not None else {}
+    metadata = {**settings, "max_length": length, **(_special_ids(tokenizer) if tokenizer is not None else {}),
+                "vocabulary": files["vocabulary"][0] if files else None}
+    summary = export_checked(
+        model, export_dir, model_name, saved_model_export=saved_model_export, quantizations=quantizations,
+        tokenizer=served, version=version, representative_data=tokens if "int8" in quantizations else None,
+        check_data=tokens, metadata=metadata, record={"task": OUTPUT, **settings, "max_length": length}, files=files)
+    summary = {"task": OUTPUT, **settings, "max_length": length, **summary}
+    if texts is not None and served is not None and "saved_model" in summary["artifacts"]:
+        got = _saved_model_vectors(summary["artifacts"]["saved_model"], texts)
+        summary["parity"]["saved_model_embed"] = compare_vectors(got, embed(model, texts, tokenizer, max_length=length),
+                                                                 MIN_COSINE["saved_model"])
+        write_json_atomic(Path(export_dir) / f"{model_name}.export.json", summary)  # with the raw-string check
     return summary
 
 
@@ -669,53 +613,27 @@ def check_texts_arg(texts):
     return check_texts(texts, "export_embedder: check_texts")
 
 
-def _tokenized(texts, tokenizer, length, model):
-    """All `texts` as one padded input dict (to the longest), for TFLite checks and int8 calibration."""
-    tokenize, pad_id = token_ids_function(tokenizer, length)
-    flat, starts, lengths = tokenize_all(texts, tokenize)
+def tokenized_inputs(model, texts, tokenizer, max_length=None):
+    """All `texts` as one input dict for `model`, padded to the longest: for TFLite checks and int8 calibration.
+
+    Example:
+    >>> from tfptm.data.text import tokenizer_layer
+    >>> import tfptm
+    >>> model = build_embedder(tfptm.backbones.get("token_embeddings", vocabulary_size=8, embedding_dim=4))
+    >>> tokenizer = tokenizer_layer(["", "[UNK]", "red", "apple"], 8, kind="words")
+    >>> tokenized_inputs(model, ["red apple", "apple"], tokenizer)["token_ids"].tolist()
+    [[2, 3], [3, 0]]
+    """
+    tokenize, pad_id = token_ids_function(tokenizer, max_length or sequence_length(tokenizer))
+    flat, starts, lengths = tokenize_all(check_texts(texts, "tokenized_inputs: texts"), tokenize)
     return padded_inputs(flat, starts, lengths, pad_id, sorted(model.input))
 
 
-def _saved_model_vectors(path, x, raw_text, batch_size=64):
-    loaded = tf.saved_model.load(str(path))
-    if raw_text:
-        signature = loaded.signatures["embed"]
-        parts = [signature(text=tf.constant(list(x[i: i + batch_size]), tf.string))[OUTPUT].numpy()
-                 for i in range(0, len(x), batch_size)]
-    else:
-        signature = loaded.signatures["serving_default"]
-        specs = signature.structured_input_signature[1]
-        count = len(next(iter(x.values())))
-        parts = [signature(**{k: tf.constant(x[k][i: i + batch_size], s.dtype) for k, s in specs.items()})[OUTPUT].numpy()
-                 for i in range(0, count, batch_size)]
-    return np.concatenate(parts)
-
-
-def _write_tflite(model, path, quantization, tokens):
-    """Converts `model` to `path` (output `embeddings`); returns whether Select TF ops were needed."""
-    from tfptm.export.litert import _convert
-    from tfptm.files import write_bytes_atomic
-
-    flatbuffer, select_tf_ops, _, _ = _convert(model, quantization, tokens, False, output=OUTPUT)
-    write_bytes_atomic(path, flatbuffer)
-    return select_tf_ops
-
-
-def compare_vectors(got, expected, min_cosine):
-    """Parity of two `(n, dim)` arrays of embeddings, row by row: cosine similarity and absolute difference.
-
-    Example:
-    >>> compare_vectors(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0]]), 0.999)["ok"]
-    True
-    """
-    got, expected = np.asarray(got, "float64"), np.asarray(expected, "float64")
-    if got.shape != expected.shape:
-        raise TfptmError(f"Embeddings of shape {got.shape} to compare with {expected.shape}; expected the same")
-    norms = np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1), 1e-12)
-    cosine = np.sum(got * expected, axis=1) / norms
-    return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean()),
-            "max_abs_diff": float(np.max(np.abs(got - expected))), "min_cosine_required": min_cosine,
-            "num_examples": int(len(got)), "ok": bool(cosine.min() >= min_cosine)}
+def _saved_model_vectors(path, texts, batch_size=64):
+    """The `embed` signature of the SavedModel at `path` on raw `texts`."""
+    signature = tf.saved_model.load(str(path)).signatures["embed"]
+    return np.concatenate([signature(text=tf.constant(list(texts[i: i + batch_size]), tf.string))[OUTPUT].numpy()
+                           for i in range(0, len(texts), batch_size)])
 
 
 def _vocabulary(tokenizer):
