@@ -17,7 +17,9 @@ EXAMPLES = {
     "distill": "tfptm distill distill_tflite --set distill.teacher=runs/digits/model.keras",
     "evaluate": "tfptm evaluate runs/digits   (or: tfptm evaluate model.keras --recipe my_recipe.yaml)",
     "export": "tfptm export runs/digits --out export --quantize dynamic,int8 --models-config",
-    "predict": "tfptm predict export/digits seven.png three.png --top-k 2   (or export/digits.dynamic.tflite)",
+    "predict": "tfptm predict export/digits seven.png three.png --top-k 2   (or export/digits.dynamic.tflite)   |   "
+               "text pairs: tfptm predict export/pairs $'Opens a file.\\tReturns a handle.'",
+    "embed": "tfptm embed runs/embeddings texts.txt --out vectors.npy   (or export/minilm_embedder, or - for stdin)",
     "recipes": "tfptm recipes   |   tfptm recipes show image_transfer   |   tfptm recipes check my_recipe.yaml",
     "bench": "tfptm bench   |   tfptm bench NAME --quick",
 }
@@ -161,6 +163,15 @@ def _predict(args):
             print(json.dumps({"input": text, "predictions": [{"label": label, "score": score} for label, score in pairs]}))
     else:
         print(format_predictions(inputs, predictions))
+    return 0
+
+
+def _embed(args):
+    _quiet_tensorflow()
+    from tfptm.jobs.embed import embed_file
+
+    rows, dimension = embed_file(args.model, args.texts, args.out)
+    print(f"{rows} vectors of dimension {dimension}: {args.out}")
     return 0
 
 
@@ -328,14 +339,26 @@ def build_parser():
     predict = verb("predict", "top-k labels from an exported SavedModel or .tflite, on image files or texts",
                    "Runs the artifact alone (no training code): image files (JPEG, PNG, GIF, BMP) through an image "
                    "model's image_bytes signature or its .tflite, or texts through a text SavedModel's raw_text "
-                   "signature. Prints one line per input with its top-k labels and scores. INPUTS '-' reads one "
-                   "text per line from standard input.")
+                   "signature, or text pairs 'text_a<TAB>text_b' through a pair model's raw_text_pairs signature. "
+                   "Prints one line per input with its top-k labels and scores. INPUTS '-' reads one text (or one "
+                   "tab-separated pair) per line from standard input.")
     predict.add_argument("artifact", metavar="ARTIFACT",
                          help="a SavedModel (EXPORT/NAME or EXPORT/NAME/VERSION) or a .tflite file")
-    predict.add_argument("inputs", nargs="+", metavar="INPUTS", help="image files, texts, or - for lines of stdin")
+    predict.add_argument("inputs", nargs="+", metavar="INPUTS",
+                         help="image files, texts, text pairs 'a<TAB>b', or - for lines of stdin")
     predict.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="labels per input (default: 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     predict.set_defaults(handler=_predict)
+
+    embed = verb("embed", "sentence embeddings: one vector per line of a text file, saved as a .npy array",
+                 "Embeds each line of TEXTS (UTF-8, one text per line; - reads standard input) with MODEL: the run "
+                 "directory of an embedding recipe (head.task: embedding) or its model.keras, or an exported SavedModel "
+                 "with an 'embed' signature. Writes OUT, a float32 array (lines, dimension), row i for line i, whole or "
+                 "not at all. An empty line is an error (exit 2), as is a model that is not an embedder.")
+    embed.add_argument("model", metavar="MODEL", help="a run directory, a .keras embedder in one, or EXPORT/NAME[/VERSION]")
+    embed.add_argument("texts", metavar="TEXTS", help="a text file, one text per line, or - for standard input")
+    embed.add_argument("--out", metavar="VECTORS.npy", required=True, help="the .npy file to write")
+    embed.set_defaults(handler=_embed)
 
     recipes = verb("recipes", "list the bundled example recipes, show one, or check a recipe file",
                    "Without arguments, lists the bundled recipes with one line each. 'show NAME' prints one; "

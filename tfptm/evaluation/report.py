@@ -150,6 +150,9 @@ def _parity(check):
     if not check:
         return "not checked"
     verdict = "OK" if check.get("ok") else "FAILED"
+    if "min_cosine" in check:  # embeddings
+        return (f"{verdict}: least cosine {check['min_cosine']:.6f} (min {check['min_cosine_required']}), max abs diff "
+                f"{check['max_abs_diff']:.1e} on {check['num_examples']} examples")
     if "max_abs_diff" in check:
         return f"{verdict}: max abs diff {check['max_abs_diff']:.1e} (tolerance {check['tolerance']:.0e}) on {check['num_examples']} examples"
     if "top1_agreement" in check:

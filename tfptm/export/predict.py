@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfptm.errors import TfptmError, one_line
 from tfptm.export.litert import read_metadata, run_tflite, signature_runner
-from tfptm.export.serving import LABELS_FILE, existing_versions
+from tfptm.export.serving import LABELS_FILE, RAW_TEXT_PAIRS, existing_versions
+from tfptm.export.signatures import EMBEDDINGS
 from tfptm.export.signatures import decode_images
 
 
@@ -29,8 +30,10 @@ def predict(artifact, inputs, top_k=3):
         artifact: a SavedModel version directory, a model directory of
             versions (the highest is used, as TF Serving does), or a `.tflite`
             file with its `.labels.txt` and `.json` metadata beside it.
-        inputs: image file paths (JPEG, PNG, GIF, BMP) for an image model, or
-            lines of text for a text model with a `raw_text` signature.
+        inputs: image file paths (JPEG, PNG, GIF, BMP) for an image model,
+            lines of text for a text model with a `raw_text` signature, or
+            text pairs `"text_a<TAB>text_b"` for a pair model with a
+            `raw_text_pairs` signature.
         top_k: how many labels to return per input.
 
     Example:
@@ -115,6 +118,9 @@ def _run_saved_model(path, inputs):
     signatures = loaded.signatures
     if "image_bytes" in signatures:
         served = signatures["image_bytes"](image_bytes=tf.constant([_read(i) for i in inputs]))
+    elif RAW_TEXT_PAIRS in signatures:
+        texts_a, texts_b = split_pairs(inputs)
+        served = signatures[RAW_TEXT_PAIRS](text_a=tf.constant(texts_a), text_b=tf.constant(texts_b))
     elif "raw_text" in signatures:
         served = signatures["raw_text"](text=tf.constant(inputs))
     elif _string_input(signatures.get("serving_default")):  # a model on raw strings (a TF Hub text module inside)
@@ -128,6 +134,49 @@ def _run_saved_model(path, inputs):
     if "values" in served:
         return served["values"].numpy(), labels, "regression"
     return served["probabilities"].numpy(), labels, "multilabel" if "labels_present" in served else "multiclass"
+
+
+def split_pairs(inputs):
+    """`(texts_a, texts_b)` from inputs `"text_a<TAB>text_b"`, what a pair model's `raw_text_pairs` takes.
+
+    Example:
+    >>> split_pairs(["Opens a file.\tReturns a handle.", "a\tb"])
+    (['Opens a file.', 'a'], ['Returns a handle.', 'b'])
+    """
+    pairs = [str(text).split("\t") for text in inputs]
+    bad = next((i for i, parts in enumerate(pairs) if len(parts) != 2 or not all(p.strip() for p in parts)), None)
+    if bad is not None:
+        raise TfptmError(f"input {bad + 1} is {inputs[bad][:60]!r}; a text-pair model expects 'text_a<TAB>text_b' "
+                         "(two non-empty texts separated by one tab)")
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def embed_saved_model(artifact, texts, batch_size=64):
+    """Vectors `(len(texts), dim)` from an exported embedder's `embed` signature (raw strings in, `embeddings` out).
+
+    `artifact` is a SavedModel version directory or a model directory of versions (the highest is used).
+
+    Example:
+    >>> embed_saved_model("/no/such/export", ["a"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: '/no/such/export' is neither a SavedModel ... nor a model directory with integer versions
+    """
+    path = _version_dir(Path(artifact))
+    try:
+        import tensorflow_text  # noqa: F401  registers the ops of in-graph KerasHub tokenizers
+    except ImportError:
+        pass
+    try:
+        signatures = tf.saved_model.load(str(path)).signatures
+    except Exception as error:  # TF raises OSError, NotFoundError, ValueError... for unloadable models
+        raise TfptmError(f"SavedModel {str(path)!r} cannot be loaded: {one_line(error)}") from None
+    if "embed" not in signatures:
+        raise TfptmError(f"SavedModel {str(path)!r} has signatures {sorted(signatures)}; expected 'embed' (an "
+                         "embedder exported with its tokenizer)")
+    texts = [str(t) for t in texts]
+    return np.concatenate([signatures["embed"](text=tf.constant(texts[i: i + batch_size]))[EMBEDDINGS].numpy()
+                           for i in range(0, len(texts), batch_size)])
 
 
 def _string_input(signature):

@@ -60,6 +60,7 @@ class LoadedData:
     y_train: np.ndarray | None = None
     x_test: object = None
     y_test: np.ndarray | None = None
+    test_texts: tuple | None = None  # text pairs: (texts_a, texts_b) of the test split, for raw-text signature checks
 
     def summary(self):
         """A JSON-ready dict for summary.json: examples per split, class names and skipped inputs."""
@@ -274,6 +275,8 @@ def read_text_splits(data, seed, task="multiclass"):
     `task` (the head's) says what the labels are (`tfptm.data.read_text_table`).
     Cheap (no tokenizer, no model), so a recipe's data is read and checked before its backbone loads.
     """
+    if data.text_pair_column is not None:
+        return read_pair_splits(data, seed)
     columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
     table = tfptm.data.read_text_table(data.path, **columns)
     if data.test_path:
@@ -282,6 +285,81 @@ def read_text_splits(data, seed, task="multiclass"):
         check_classes(table.class_names, f"data.path {data.path!r}")
     train, test = table.split(data.test_fraction, seed)
     return train, dataclasses.replace(test, skipped=[])
+
+
+def read_pair_splits(data, seed):
+    """The training and test `PairTable`s of a text-pair data section (`text_column`, `text_pair_column`, labels).
+
+    As `read_text_splits` (which calls it when `data.text_pair_column` is set): cheap, read before the backbone loads.
+
+    Example:
+    >>> import os, tempfile
+    >>> from tfptm.recipes.schema import Data
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
+    >>> _ = open(path, "w").write("q,a,label\\n" + "".join(f"q{i},a{i},{i % 2}\\n" for i in range(10)))
+    >>> train, test = read_pair_splits(Data(source="csv", path=path, text_column="q", text_pair_column="a"), seed=0)
+    >>> len(train), len(test), test.class_names
+    (8, 2, ['0', '1'])
+    """
+    from tfptm.data.pairs import read_pair_table
+
+    columns = dict(text_columns=(data.text_column, data.text_pair_column), label_column=data.label_column,
+                   strict=data.strict)
+    table = read_pair_table(data.path, **columns)
+    if data.test_path:
+        return table, read_pair_table(data.test_path, class_names=table.class_names, **columns)
+    check_classes(table.class_names, f"data.path {data.path!r}")
+    train, test = table.split(data.test_fraction, seed)
+    return train, dataclasses.replace(test, skipped=[])
+
+
+def read_contrastive_splits(data, seed):
+    """The training and held-out `ContrastiveTable`s of an embedding recipe's data section.
+
+    `text_column` is the anchor, `text_pair_column` its positive,
+    `negative_column` (optional) a hard negative; without `test_path`,
+    `test_fraction` of the rows is held out.
+
+    Example:
+    >>> import os, tempfile
+    >>> from tfptm.recipes.schema import Data
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
+    >>> _ = open(path, "w").write("q,d\\n" + "".join(f"q{i},d{i}\\n" for i in range(10)))
+    >>> train, test = read_contrastive_splits(Data(source="csv", path=path, text_column="q", text_pair_column="d"), seed=0)
+    >>> len(train), len(test)
+    (8, 2)
+    """
+    from tfptm.data.contrastive import read_contrastive_table
+
+    columns = dict(anchor_column=data.text_column, positive_column=data.text_pair_column,
+                   negative_column=data.negative_column, strict=data.strict)
+    table = read_contrastive_table(data.path, **columns)
+    if data.test_path:
+        return table, read_contrastive_table(data.test_path, **columns)
+    return table.split(data.test_fraction, seed)
+
+
+def _pairs(data, seed, tokenizer=None, outputs="token_ids", splits=None, **_):
+    """Text pairs as `LoadedData`: `[CLS] a [SEP] b [SEP]` by the checkpoint's tokenizer, batched by pair length;
+    `tokenizer` becomes the `PairTokenizer` an export builds into the SavedModel (`raw_text_pairs`)."""
+    from tfptm.data.pairs import pair_batches, pair_dataset
+    from tfptm.tasks.pairs import pair_tokenizer
+
+    if tokenizer is None:
+        raise TfptmError("data.text_pair_column: text pairs are packed as [CLS] a [SEP] b [SEP] by a BERT-style "
+                         "checkpoint's tokenizer; expected backbone.name a KerasHub or Hugging Face preset (or a "
+                         "pre-trained artifact directory)")
+    train, test = splits or read_pair_splits(data, seed)
+    max_length = data.max_length or DEFAULT_MAX_LENGTH
+    served = pair_tokenizer(tokenizer, max_length)
+    batching = dict(tokenizer=served.preprocessor, max_length=max_length, batch_size=data.batch_size, outputs=outputs)
+    loaded = pair_dataset(train, validation_fraction=data.validation_fraction, seed=seed,
+                          bucket_boundaries="auto" if data.length_buckets else None, **batching)
+    test_batches = pair_batches(test.texts_a, test.texts_b, test.labels, shuffle=False, **batching)
+    return LoadedData(train=loaded.train, validation=loaded.validation, test=test_batches,
+                      class_names=list(train.class_names), num_train=loaded.num_train,
+                      num_validation=loaded.num_validation, num_test=len(test), skipped=list(train.skipped) + list(test.skipped),
+                      tokenizer=served, test_texts=(test.texts_a[:PARITY_EXAMPLES], test.texts_b[:PARITY_EXAMPLES]))
 
 
 def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass"):
@@ -393,7 +471,8 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
             raise TfptmError(f"head.task {task!r} reads its labels from a csv or jsonl table (lists of labels, or "
                              f"numbers); data.source {data.source!r} holds class labels, expected csv or jsonl")
         extra["task"] = task
-    loaded = LOADERS[data.source](data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size,
+    loader = _pairs if data.text_pair_column is not None else LOADERS[data.source]
+    loaded = loader(data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size,
                                   **extra)
     loaded.source = data.source
     if data.strict and loaded.skipped:  # the loaders raise on the first bad input; this catches any they counted

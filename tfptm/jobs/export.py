@@ -5,7 +5,9 @@ image scale and model name from `summary.json`; representative inputs
 (`representative.npy`, or `.npz` for named inputs) for int8 calibration and
 parity; and, for a text run, the tokenizer its text went through (from the
 resolved `recipe.yaml`), so the SavedModel gets the same raw-string signature
-`tfptm train` gives it. File names are `export_checked`'s, as for `tfptm train`.
+`tfptm train` gives it (`raw_text`, `raw_text_pairs` for text pairs, `embed`
+for an embedder, each checked on the run's raw held-out texts when its data
+is still there). File names are `export_checked`'s, as for `tfptm train`.
 
 Example:
 >>> import os, tempfile, numpy as np, tfptm
@@ -24,7 +26,7 @@ from tfptm.errors import TfptmError
 from tfptm.export.exporter import FORMATS, export_checked
 from tfptm.export.litert import QUANTIZATIONS
 from tfptm.export.parity import checked_inputs
-from tfptm.export.signatures import check_head
+from tfptm.export.signatures import EMBEDDINGS, check_head, task as check_head_task
 from tfptm.rundir import RECIPE_FILE, REPRESENTATIVE_FILE, load_model, model_path, read_representative, read_summary, \
     representative_path
 
@@ -60,6 +62,13 @@ def export_run(
         raise TfptmError(f"int8 export needs representative data: pass representative_data or put {REPRESENTATIVE_FILE} "
                          f"(a few hundred training inputs) beside {str(path)!r}")
     model_name = model_name or facts.get("model_name") or facts.get("config", {}).get("model_name") or path.stem
+    tokenizer = run_tokenizer(path.parent, model)
+    if check_head_task(model) == EMBEDDINGS:  # a sentence embedder: checked on the run's held-out texts too
+        from tfptm.tasks.embeddings import export_embedder
+
+        return {"source": str(path), **export_embedder(
+            model, export_dir, model_name, tokenizer, quantizations=quantizations if "tflite" in formats else (),
+            check_texts=run_texts(path.parent, "embedding"), version=version, saved_model_export="saved_model" in formats)}
     image_scale = image_scale if image_scale is not None else facts.get("image_scale", 1.0)
     record = {"source": str(path)}
     if data is None:
@@ -67,10 +76,50 @@ def export_run(
     summary = export_checked(
         model, export_dir, model_name, saved_model_export="saved_model" in formats,
         quantizations=quantizations if "tflite" in formats else (), class_names=class_names or facts.get("class_names"),
-        image_scale=image_scale, tokenizer=run_tokenizer(path.parent, model), version=version, representative_data=data,
+        image_scale=image_scale, tokenizer=tokenizer, version=version, representative_data=data,
         check_data=data, int8_io=int8_io, metadata={"image_scale": image_scale, "source": str(path)}, record=record,
     )
+    pairs = run_texts(path.parent, "pairs") if getattr(tokenizer, "text_inputs", ()) == ("text_a", "text_b") else None
+    if pairs is not None:
+        check_raw_pairs(summary, model, tokenizer, *pairs)
     return {**record, **summary}
+
+
+def check_raw_pairs(summary, model, tokenizer, texts_a, texts_b, limit=256):
+    """Adds `parity["saved_model_raw_text_pairs"]` to an `export_checked` summary: the SavedModel's
+    `raw_text_pairs(text_a, text_b)` against `model` on the same raw pairs (`tfptm.tasks.pairs.check_pair_signature`).
+    Nothing to check (no SavedModel, no pairs) leaves the summary as it is."""
+    from tfptm.tasks.pairs import check_pair_signature
+
+    if "saved_model" not in summary["artifacts"] or not len(texts_a):
+        return summary
+    summary["parity"]["saved_model_raw_text_pairs"] = check_pair_signature(
+        summary["artifacts"]["saved_model"], model, tokenizer, list(texts_a)[:limit], list(texts_b)[:limit])
+    return summary
+
+
+def run_texts(run_dir, kind, limit=256):
+    """Raw held-out texts of a run, read again from its `recipe.yaml`'s data (same seed, same split), for the
+    raw-string checks: `(texts_a, texts_b)` of the test pairs (`kind` "pairs"), or the held-out anchors and
+    positives (`kind` "embedding"). `None` when the recipe or its data files are gone."""
+    recipe_file = Path(run_dir) / RECIPE_FILE
+    if not recipe_file.is_file():
+        return None
+    from tfptm.recipes.validate import load_recipe
+
+    recipe = load_recipe(recipe_file)
+    try:
+        if kind == "pairs":
+            from tfptm.jobs.data import read_pair_splits
+
+            test = read_pair_splits(recipe.data, recipe.seed)[1]
+            return test.texts_a[:limit], test.texts_b[:limit]
+        from tfptm.jobs.data import read_contrastive_splits
+
+        test = read_contrastive_splits(recipe.data, recipe.seed)[1]
+        return (test.anchors + test.positives)[:limit]
+    except TfptmError:  # the data moved or changed: export without the raw-string check
+        return None
 
 
 def run_tokenizer(run_dir, model=None):

@@ -14,7 +14,7 @@ import numpy as np
 import tfptm
 from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.metrics import task_metrics, task_of
-from tfptm.recipes.schema import TEXT_FILE_SOURCES
+from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES
 from tfptm.rundir import PRETRAINED_DIR
 
 #: pretrain.objective -> (the `tfptm.pretrain` function, the backbone it builds). These objectives learn the
@@ -145,10 +145,21 @@ def build(recipe, backbone, class_names, sample_shape=None):
 def recipe_tokenizer(recipe, run_dir=None):
     """The tokenizer the recipe's text went through in training, loaded again without the backbone; `None` when
     the recipe is not text, or its vocabulary was learnt from the training texts (`load_recipe_data` learns it again).
+    For text pairs (`data.text_pair_column`), the `tfptm.tasks.pairs.PairTokenizer` around it.
 
     A preset's preprocessor (at `data.max_length`), a pre-trained artifact's
     tokenizer, or after language-model pre-training the one saved in `run_dir/pretrained`.
     """
+    if recipe.data.text_pair_column is not None and recipe.head.task != EMBEDDING:  # the pair tokenizer trained with
+        from tfptm.jobs.data import DEFAULT_MAX_LENGTH
+        from tfptm.tasks.pairs import pair_tokenizer
+
+        tokenizer = _single_text_tokenizer(recipe, run_dir)
+        return None if tokenizer is None else pair_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
+    return _single_text_tokenizer(recipe, run_dir)
+
+
+def _single_text_tokenizer(recipe, run_dir):
     from tfptm.backbones.saved import load_artifact
 
     if recipe.data.source not in TEXT_FILE_SOURCES:

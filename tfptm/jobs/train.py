@@ -37,10 +37,12 @@ from tfptm.files import directory_size, staged_directory, write_json_atomic, wri
 from tfptm.progress import Progress
 from tfptm.jobs.data import LOADERS, check_data_agrees, load_recipe_data, read_text_splits
 from tfptm.jobs.distill import DISTILLERS, distillation_section
+from tfptm.jobs.embed import run_embedding_recipe
+from tfptm.jobs.export import check_raw_pairs
 from tfptm.jobs.fit import STAGES, carry_files, claimed_work_dir, fit_recipe, prepare_model
 from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, test_metrics
 from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretrained_artifact
-from tfptm.recipes.schema import TEXT_FILE_SOURCES
+from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES
 from tfptm.recipes.validate import dump_recipe
 from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, PRETRAINED_DIR, RECIPE_FILE, REPORT_FILE, \
     REPRESENTATIVE_EXAMPLES, write_representative, write_summary
@@ -92,6 +94,8 @@ def export(recipe, model, data, base_dir):
         check_data=(x_test, y_test) if section.parity else None, int8_io=section.int8_io,
         metadata={"task": recipe.head.task, "recipe": recipe.name, "image_scale": scale},
     )
+    if section.parity and data.test_texts is not None:  # text pairs: raw_text_pairs against Keras on the same pairs
+        check_raw_pairs(summary, model, data.tokenizer, *data.test_texts)
     return summary["artifacts"], summary["parity"], summary["sizes"]
 
 
@@ -176,11 +180,17 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
     go to `.NAME.backup/` beside it (`tfptm.jobs.fit.work_dir_for`):
     if the process is killed, the same call again resumes from the last
     backup and ends with the same epochs. A recipe with a distill section
-    trains by distillation instead (`DISTILLERS`), without backups.
+    trains by distillation instead (`DISTILLERS`), without backups; one with
+    `head.task: embedding` is run by `tfptm.jobs.embed.run_embedding_recipe`.
+    With `data.text_pair_column` the examples are text pairs: the same head
+    on `[CLS] a [SEP] b [SEP]`, and the SavedModel gets `raw_text_pairs`,
+    checked on the raw test pairs (`parity["saved_model_raw_text_pairs"]`).
     """
     check_supported(recipe)
     progress = progress or Progress()
     run_dir = Path(run_dir or default_run_dir(recipe))
+    if recipe.head.task == EMBEDDING:  # sentence embeddings: contrastive, no head (tfptm.jobs.embed)
+        return run_embedding_recipe(recipe, run_dir, progress, verbose, origin)
     with claimed_work_dir(run_dir) as work, staged_directory(run_dir, "run directory") as staging, \
             precision_policy(recipe.finetune.mixed_precision):
         keras.utils.set_random_seed(recipe.seed)

@@ -30,6 +30,10 @@ PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directo
 # POOLINGS), tfptm.jobs.fit.STAGES, tfptm.training (optimizers, DECAYS, distribute.STRATEGIES, precision.POLICIES),
 # tfptm.export.litert.QUANTIZATIONS and tfptm.jobs.pretrain.PRETRAINERS; tests/test_package_layout.py keeps them equal.
 TASKS = ("multiclass", "binary", "multilabel", "regression")
+EMBEDDING = "embedding"  # head.task of sentence-embedding recipes (tfptm.tasks.embeddings): no tfptm.Head, vectors
+HEAD_TASKS = TASKS + (EMBEDDING,)
+EMBEDDING_POOLINGS = {"avg": "mean", "first": "cls"}  # head.pooling -> tfptm.tasks.embeddings.POOLINGS
+EMBEDDING_STRATEGIES = ("full", "feature_extraction")  # contrastive fine-tuning of every weight, or none
 POOLINGS = ("avg", "max", "flatten", "first")
 STRATEGIES = ("feature_extraction", "full", "partial", "two_stage", "gradual", "lora")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -71,8 +75,12 @@ class Data:
     validation_fraction: float = field(0.0, c.rate, "share of the training examples used for validation")
     batch_size: int = field(32, c.positive_int, "global batch size (split across replicas)")
     image_size: tuple | None = field(None, c.optional(c.list_of(c.positive_int, length=2)), "[height, width] for images")
-    text_column: str = field("text", c.text, "text field (csv, jsonl, tfds)")
-    label_column: str = field("label", c.text, "label field (csv, jsonl, tfds)")
+    text_column: str = field("text", c.text, "text field (csv, jsonl, tfds); with text_pair_column the first text "
+                             "of each pair; head.task embedding: the anchor (query)")
+    text_pair_column: str | None = field(None, c.optional(c.text), "csv, jsonl: the second text of each pair (set: "
+                                         "the examples are text pairs); head.task embedding: the positive (required)")
+    negative_column: str | None = field(None, c.optional(c.text), "head.task embedding: a hard negative per row (optional)")
+    label_column: str = field("label", c.text, "label field (csv, jsonl, tfds); not read by head.task embedding")
     max_length: int | None = field(None, c.optional(c.positive_int), "most tokens per text example (default 128); batches pad to their longest")
     length_buckets: bool = field(True, c.boolean, "text: batch training texts of similar length together (less padding, faster)")
     augment: bool = field(False, c.boolean, "image_folder, tfds: random flips, rotations and zooms of training images")
@@ -91,12 +99,20 @@ class Backbone:
 class Head:
     """The task head (see tfptm.Head)."""
 
-    task: str = field("multiclass", c.choice(*TASKS), "what the model predicts")
+    task: str = field("multiclass", c.choice(*HEAD_TASKS), "what the model predicts; embedding: a sentence-embedding "
+                      "model (vectors, no classes) fine-tuned contrastively on (text, text_pair) rows")
     num_classes: int | None = field(None, c.optional(c.positive_int), "output classes (default: from the data)")
-    pooling: str = field("avg", c.choice(*POOLINGS), "how features become one vector")
+    pooling: str = field("avg", c.choice(*POOLINGS), "how features become one vector (embedding: avg = mean of the "
+                         "real tokens, first = [CLS])")
     dropout: float = field(0.0, c.rate, "dropout before the output layer")
     hidden_units: int | None = field(None, c.optional(c.positive_int), "width of an optional hidden layer")
     label_smoothing: float = field(0.0, c.rate, "share of each target spread over the other classes")
+    normalize: bool | None = field(None, c.optional(c.boolean), "embedding: L2-normalise the vectors; null: as the "
+                                   "checkpoint's sentence-transformers files say (else true)")
+    scale: float = field(20.0, c.positive_number, "embedding: similarity scale of the in-batch ranking loss "
+                         "(sentence-transformers' 20)")
+    recall_at: tuple = field((1, 10), c.list_of(c.positive_int, unique=True), "embedding: the k of recall@k on "
+                             "the held-out pairs")
 
 
 @dataclasses.dataclass(frozen=True)

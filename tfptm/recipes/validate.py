@@ -202,6 +202,7 @@ def _cross_checks(recipe, source):
         fail("data.source", f"source {recipe.data.source!r} holds unlabelled documents, for pretrain.data with "
              "objective mlm or causal_lm; expected labelled data (csv, jsonl, ...)")
     head, tune, export = recipe.head, recipe.finetune, recipe.export
+    _check_pairs(recipe, fail)
     if head.task in ("multiclass", "multilabel") and head.num_classes == 1:
         fail("head.num_classes", f"task {head.task!r} needs num_classes >= 2, got 1 (use task 'binary' for one output)")
     if head.task == "binary" and head.num_classes not in (None, 1, 2):
@@ -237,6 +238,44 @@ def _cross_checks(recipe, source):
         if recipe.pretrain.objective == "supervised" and recipe.pretrain.data.source in s.CORPUS_SOURCES:
             fail("pretrain.data.source", f"objective 'supervised' needs labelled data; source "
                  f"{recipe.pretrain.data.source!r} holds unlabelled documents (for mlm or causal_lm)")
+
+
+def _check_pairs(recipe, fail):
+    """Text pairs (data.text_pair_column) and sentence-embedding recipes (head.task embedding)."""
+    data, head, tune = recipe.data, recipe.head, recipe.finetune
+    embedding = head.task == s.EMBEDDING
+    if data.text_pair_column is not None or embedding:
+        if data.source not in s.TEXT_FILE_SOURCES:
+            what = "task 'embedding'" if embedding else "text_pair_column"
+            fail("data.source", f"{what} reads text pairs from a csv or jsonl table; expected source csv or jsonl, "
+                 f"got {data.source!r}")
+    if data.text_pair_column is not None and data.text_pair_column == data.text_column:
+        fail("data.text_pair_column", f"expected a column other than text_column, got {data.text_pair_column!r} for both")
+    if data.negative_column is not None and not embedding:
+        fail("data.negative_column", "hard negatives are for head.task 'embedding'; expected null, "
+             f"got {data.negative_column!r} with task {head.task!r}")
+    if data.negative_column is not None and data.negative_column in (data.text_column, data.text_pair_column):
+        fail("data.negative_column", f"expected a column other than text_column and text_pair_column, "
+             f"got {data.negative_column!r}")
+    if data.text_pair_column is not None and head.task in ("multilabel", "regression"):
+        fail("head.task", f"text pairs have one class label each; expected task multiclass or binary, got {head.task!r}")
+    if not embedding:
+        return
+    if data.text_pair_column is None:
+        fail("data.text_pair_column", "task 'embedding' trains on (text, positive) rows; expected the positive "
+             "text's column, got null")
+    if head.pooling not in s.EMBEDDING_POOLINGS:
+        fail("head.pooling", f"task 'embedding' pools by {' or '.join(map(repr, s.EMBEDDING_POOLINGS))}, "
+             f"got {head.pooling!r}")
+    if tune.strategy not in s.EMBEDDING_STRATEGIES:
+        fail("finetune.strategy", "task 'embedding' fine-tunes every weight contrastively ('full') or none "
+             f"('feature_extraction': the checkpoint as it is); got {tune.strategy!r}")
+    if recipe.optimizer.name not in ("adam", "adamw"):
+        fail("optimizer.name", f"task 'embedding' trains with AdamW (sentence-transformers' schedule); expected "
+             f"'adamw' or 'adam', got {recipe.optimizer.name!r}")
+    for section in ("pretrain", "distill"):
+        if getattr(recipe, section) is not None:
+            fail(section, f"task 'embedding' has no {section} step yet; expected no {section} section")
 
 
 def _check_data(data, where, fail):
