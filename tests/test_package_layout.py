@@ -157,6 +157,10 @@ def test_recipe_choices_are_the_library_lists():
     from tfptm.training import distribute, optimizers, precision
 
     assert schema.TASKS == heads.TASKS and schema.POOLINGS == heads.POOLINGS
+    from tfptm.tasks import embeddings
+
+    assert tuple(schema.EMBEDDING_POOLINGS.values()) == embeddings.POOLINGS  # head.pooling avg/first for embedders
+    assert set(schema.EMBEDDING_POOLINGS) <= set(schema.POOLINGS) and set(schema.EMBEDDING_STRATEGIES) <= set(schema.STRATEGIES)
     assert schema.QUANTIZATIONS == litert.QUANTIZATIONS
     assert schema.DISTRIBUTE == distribute.STRATEGIES
     assert schema.PRECISIONS == tuple(p for p in precision.POLICIES if p is not None)

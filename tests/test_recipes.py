@@ -102,6 +102,32 @@ BROKEN = [
     ({"data": {"source": "csv", "path": "t.csv", "validation_fraction": 0.1}, "head": {"task": "regression"},
       "finetune": {"monitor": "val_accuracy"}},
      "finetune.monitor: 'val_accuracy' is not a metric of a regression head; expected e.g. val_loss or val_mae"),
+    # text pairs and sentence embeddings
+    ({"data": {"text_pair_column": "b"}},
+     "data.source: text_pair_column reads text pairs from a csv or jsonl table; expected source csv or jsonl, got 'digits'"),
+    ({"data": {"source": "csv", "path": "t.csv", "text_pair_column": "text"}},
+     "data.text_pair_column: expected a column other than text_column, got 'text' for both"),
+    ({"data": {"source": "csv", "path": "t.csv", "text_pair_column": "b"}, "head": {"task": "regression"}},
+     "head.task: text pairs have one class label each; expected task multiclass or binary, got 'regression'"),
+    ({"data": {"source": "csv", "path": "t.csv", "negative_column": "n"}},
+     "data.negative_column: hard negatives are for head.task 'embedding'; expected null, got 'n' with task 'multiclass'"),
+    ({"head": {"task": "embedding"}, "finetune": {"strategy": "full"}},
+     "data.source: task 'embedding' reads text pairs from a csv or jsonl table; expected source csv or jsonl, got 'digits'"),
+    ({"data": {"source": "csv", "path": "t.csv"}, "head": {"task": "embedding"}, "finetune": {"strategy": "full"}},
+     "data.text_pair_column: task 'embedding' trains on (text, positive) rows; expected the positive text's column, got null"),
+    ({"data": {"source": "csv", "path": "t.csv", "text_pair_column": "b"}, "head": {"task": "embedding"}},
+     "finetune.strategy: task 'embedding' fine-tunes every weight contrastively ('full') or none ('feature_extraction': "
+     "the checkpoint as it is); got 'two_stage'"),
+    ({"data": {"source": "csv", "path": "t.csv", "text_pair_column": "b"}, "head": {"task": "embedding", "pooling": "max"},
+      "finetune": {"strategy": "full"}},
+     "head.pooling: task 'embedding' pools by 'avg' or 'first', got 'max'"),
+    ({"data": {"source": "csv", "path": "t.csv", "text_pair_column": "b"}, "head": {"task": "embedding"},
+      "finetune": {"strategy": "full"}, "optimizer": {"name": "sgd"}},
+     "optimizer.name: task 'embedding' trains with AdamW (sentence-transformers' schedule); expected 'adamw' or 'adam', got 'sgd'"),
+    ({"head": {"recall_at": [1, 0]}}, "head.recall_at: expected a list of items, each a positive integer, got [1, 0]"),
+    ({"head": {"task": "embeddings"}},
+     "head.task: expected one of 'multiclass', 'binary', 'multilabel', 'regression', 'embedding', got 'embeddings'; "
+     "did you mean 'embedding'?"),
 ]
 
 
@@ -186,7 +212,10 @@ def test_every_bundled_recipe_validates_and_round_trips(name):
 
 
 def test_bundled_recipes_cover_the_issue():
-    assert set(bundled_names()) >= {"image_transfer", "text_minilm", "mlm_then_finetune", "distill_tflite", "tfhub_finetune"}
+    assert set(bundled_names()) >= {"image_transfer", "text_minilm", "mlm_then_finetune", "distill_tflite", "tfhub_finetune",
+                                    "text_pairs_minilm", "embeddings_minilm"}
+    assert load_recipe(bundled_path("text_pairs_minilm")).data.text_pair_column == "text_b"
+    assert load_recipe(bundled_path("embeddings_minilm")).head.task == "embedding"
 
 
 def test_resolved_recipe_fills_every_default():
