@@ -46,7 +46,9 @@ CONFIGS = {
     "lr_5e-5": ["finetune.learning_rate=5.0e-5"],
     "no_layerwise_decay": ["optimizer.layerwise_decay=null"],
     "no_length_buckets": ["data.length_buckets=false"],
-    "no_validation": ["data.validation_fraction=0", "finetune.patience=null", "finetune.epochs=4"],
+    "no_validation": ["data.validation_fraction=0", "finetune.patience=null", "finetune.monitor=null",
+                      "finetune.epochs=4"],
+    "monitor_val_loss": ["finetune.monitor=val_loss"],
 }
 
 
