@@ -140,7 +140,7 @@ def split_pairs(inputs):
     """`(texts_a, texts_b)` from inputs `"text_a<TAB>text_b"`, what a pair model's `raw_text_pairs` takes.
 
     Example:
-    >>> split_pairs(["Opens a file.\tReturns a handle.", "a\tb"])
+    >>> split_pairs(["Opens a file.\\tReturns a handle.", "a\\tb"])
     (['Opens a file.', 'a'], ['Returns a handle.', 'b'])
     """
     pairs = [str(text).split("\t") for text in inputs]
