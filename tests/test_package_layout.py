@@ -167,3 +167,11 @@ def test_recipe_choices_are_the_library_lists():
     assert set(schema.SCHEDULES) == {"constant", *optimizers.DECAYS}
     assert schema.STRATEGIES == tuple(STAGES)
     assert sorted(schema.PRETRAIN_OBJECTIVES) == sorted(PRETRAINERS)
+
+
+def test_loaders_do_not_import_the_demo_data_sets():
+    """`tfptm.datasets` (demo data) may use the loaders in `tfptm.data`, never the other way round."""
+    wrong = sorted((module, target) for module, targets in import_graph().items()
+                   if module == "tfptm.data" or module.startswith("tfptm.data.")
+                   for target in targets if target == "tfptm.datasets" or target.startswith("tfptm.datasets."))
+    assert wrong == []

@@ -9,11 +9,9 @@ from tfptm.data import augment, corpus, text
 from tfptm.data.arrays import check_arrays, sample_per_class, select_classes, split_indices, train_test_split
 from tfptm.data.catalog import prepared_dir, tfds_dataset
 from tfptm.data.corpus import read_corpus
-from tfptm.datasets.digits import DIGITS_PIXEL_MAX, load_digits
 from tfptm.data.images import check_input_shape, image_folder
 from tfptm.data.loaded import Loaded, Skip
 from tfptm.data.pipeline import finish, from_arrays
-from tfptm.datasets.reviews import load_reviews
 from tfptm.data.sequences import check_tokenizer, text_batches, text_dataset
 from tfptm.data.tables import TextTable, read_text_table
 

@@ -15,111 +15,17 @@ Example:
 (10, ['3', '8'], 0)
 """
 
-import dataclasses
 import math
 
 import numpy as np
 import tensorflow as tf
 
 import tfptm
-from tfptm.data.loaded import skip_summary
 from tfptm.errors import TfptmError, one_line
+from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes, dataset_arrays  # noqa: F401
+from tfptm.jobs.text_data import DEFAULT_MAX_LENGTH, TABLE_SOURCES, learnt_tokenizer, pairs_data, read_contrastive_splits, \
+    read_documents, read_pair_splits, read_text_splits, text_data  # noqa: F401  (the loaders of csv/jsonl sections)
 
-DEFAULT_MAX_LENGTH = 128
-TABLE_SOURCES = ("csv", "jsonl")  # sources whose labels may be lists (multilabel) or numbers (regression)
-PARITY_EXAMPLES = 1024  # pipeline examples an export's parity check (and int8 calibration) runs on; arrays: all
-
-
-@dataclasses.dataclass
-class LoadedData:
-    """A data section loaded: batched `train`, optional `validation` and a fixed-order `test` pipeline.
-
-    `x_train`... `y_test` hold the arrays for in-memory sources (else `None`);
-    `tokenizer` is what turned text into token ids (else `None`); `skipped`
-    lists the inputs the loaders left out (see `summary`). Made by `load_data`.
-
-    Example:
-    >>> import numpy as np
-    >>> batches = tfptm.data.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]), batch_size=2, shuffle=False)
-    >>> data = LoadedData(batches, None, batches, ["a", "b"], num_train=4, num_validation=0, num_test=4)
-    >>> data.test_arrays()[0].shape, data.summary()["num_test"]
-    ((4, 2), 4)
-    """
-
-    train: tf.data.Dataset
-    validation: tf.data.Dataset | None
-    test: tf.data.Dataset
-    class_names: list
-    num_train: int
-    num_validation: int
-    num_test: int
-    source: str = ""
-    skipped: list = dataclasses.field(default_factory=list)
-    tokenizer: object = None
-    x_train: object = None
-    y_train: np.ndarray | None = None
-    x_test: object = None
-    y_test: np.ndarray | None = None
-    test_texts: tuple | None = None  # text pairs: (texts_a, texts_b) of the test split, for raw-text signature checks
-
-    def summary(self):
-        """A JSON-ready dict for summary.json: examples per split, class names and skipped inputs."""
-        return {"source": self.source, "num_train": self.num_train, "num_validation": self.num_validation,
-                "num_test": self.num_test, "class_names": list(self.class_names), **skip_summary(self.skipped)}
-
-    def test_arrays(self, limit=PARITY_EXAMPLES):
-        """The test examples as arrays `(x, y)` (a dict `x` for dict inputs), for export checks:
-        all of them for array sources, else the first `limit` of the test pipeline."""
-        if self.x_test is not None:
-            return self.x_test, self.y_test
-        return dataset_arrays(self.test, limit)
-
-    def train_arrays(self, limit=PARITY_EXAMPLES):
-        """Training examples as arrays, as `test_arrays`, for int8 calibration (`representative_data: train`)."""
-        if self.x_train is not None:
-            return self.x_train, self.y_train
-        return dataset_arrays(self.train, limit)
-
-
-def dataset_arrays(dataset, limit=PARITY_EXAMPLES):
-    """The first `limit` examples of a batched `(x, y)` dataset as arrays.
-
-    Batches padded to different lengths (text) are padded with zeros to the
-    longest; a padding mask, where there is one, marks the padding as such.
-
-    Example:
-    >>> import tensorflow as tf
-    >>> ds = tf.data.Dataset.from_tensor_slices(([[1, 2], [3, 0]], [0, 1])).batch(1)
-    >>> x, y = dataset_arrays(ds)
-    >>> x.tolist(), y.tolist()
-    ([[1, 2], [3, 0]], [0, 1])
-    """
-    xs, ys, count = [], [], 0
-    for x, y in dataset:
-        xs.append(tf.nest.map_structure(lambda t: t.numpy(), x))
-        ys.append(y.numpy())
-        count += len(ys[-1])
-        if count >= limit:
-            break
-    if isinstance(xs[0], dict):
-        x = {key: _concat_padded([batch[key] for batch in xs]) for key in xs[0]}
-    else:
-        x = _concat_padded(xs)
-    return _head(x, limit), np.concatenate(ys)[:limit]
-
-
-def _concat_padded(arrays):
-    if arrays[0].ndim >= 2 and len({a.shape[1:] for a in arrays}) > 1:
-        longest = max(a.shape[1] for a in arrays)
-        arrays = [np.pad(a, [(0, 0), (0, longest - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays]
-    return np.concatenate(arrays)
-
-
-def _head(x, limit):
-    return {k: v[:limit] for k, v in x.items()} if isinstance(x, dict) else x[:limit]
-
-
-# --- in-memory sources -------------------------------------------------------------------------------
 
 
 def _digits(data):
@@ -269,179 +175,14 @@ def _same_classes(train_names, test_names, key):
                          f"{list(train_names)}")
 
 
-def read_text_splits(data, seed, task="multiclass"):
-    """The training and test `TextTable`s of a csv/jsonl data section (test split off when there is no test file).
-
-    `task` (the head's) says what the labels are (`tfptm.data.read_text_table`).
-    Cheap (no tokenizer, no model), so a recipe's data is read and checked before its backbone loads.
-    """
-    if data.text_pair_column is not None:
-        return read_pair_splits(data, seed)
-    columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
-    table = tfptm.data.read_text_table(data.path, **columns)
-    if data.test_path:
-        return table, tfptm.data.read_text_table(data.test_path, class_names=table.class_names, **columns)
-    if task != "regression":
-        check_classes(table.class_names, f"data.path {data.path!r}")
-    train, test = table.split(data.test_fraction, seed)
-    return train, dataclasses.replace(test, skipped=[])
-
-
-def read_pair_splits(data, seed):
-    """The training and test `PairTable`s of a text-pair data section (`text_column`, `text_pair_column`, labels).
-
-    As `read_text_splits` (which calls it when `data.text_pair_column` is set): cheap, read before the backbone loads.
-
-    Example:
-    >>> import os, tempfile
-    >>> from tfptm.recipes.schema import Data
-    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
-    >>> _ = open(path, "w").write("q,a,label\\n" + "".join(f"q{i},a{i},{i % 2}\\n" for i in range(10)))
-    >>> train, test = read_pair_splits(Data(source="csv", path=path, text_column="q", text_pair_column="a"), seed=0)
-    >>> len(train), len(test), test.class_names
-    (8, 2, ['0', '1'])
-    """
-    from tfptm.data.pairs import read_pair_table
-
-    columns = dict(text_columns=(data.text_column, data.text_pair_column), label_column=data.label_column,
-                   strict=data.strict)
-    table = read_pair_table(data.path, **columns)
-    if data.test_path:
-        return table, read_pair_table(data.test_path, class_names=table.class_names, **columns)
-    check_classes(table.class_names, f"data.path {data.path!r}")
-    train, test = table.split(data.test_fraction, seed)
-    return train, dataclasses.replace(test, skipped=[])
-
-
-def read_contrastive_splits(data, seed):
-    """The training and held-out `ContrastiveTable`s of an embedding recipe's data section.
-
-    `text_column` is the anchor, `text_pair_column` its positive,
-    `negative_column` (optional) a hard negative; without `test_path`,
-    `test_fraction` of the rows is held out.
-
-    Example:
-    >>> import os, tempfile
-    >>> from tfptm.recipes.schema import Data
-    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.csv")
-    >>> _ = open(path, "w").write("q,d\\n" + "".join(f"q{i},d{i}\\n" for i in range(10)))
-    >>> train, test = read_contrastive_splits(Data(source="csv", path=path, text_column="q", text_pair_column="d"), seed=0)
-    >>> len(train), len(test)
-    (8, 2)
-    """
-    from tfptm.data.contrastive import read_contrastive_table
-
-    columns = dict(anchor_column=data.text_column, positive_column=data.text_pair_column,
-                   negative_column=data.negative_column, strict=data.strict)
-    table = read_contrastive_table(data.path, **columns)
-    if data.test_path:
-        return table, read_contrastive_table(data.test_path, **columns)
-    return table.split(data.test_fraction, seed)
-
-
-def _pairs(data, seed, tokenizer=None, outputs="token_ids", splits=None, **_):
-    """Text pairs as `LoadedData`: `[CLS] a [SEP] b [SEP]` by the checkpoint's tokenizer, batched by pair length;
-    `tokenizer` becomes the `PairTokenizer` an export builds into the SavedModel (`raw_text_pairs`)."""
-    from tfptm.data.pairs import pair_batches, pair_dataset
-    from tfptm.tasks.pairs import pair_tokenizer
-
-    if tokenizer is None:
-        raise TfptmError("data.text_pair_column: text pairs are packed as [CLS] a [SEP] b [SEP] by a BERT-style "
-                         "checkpoint's tokenizer; expected backbone.name a KerasHub or Hugging Face preset (or a "
-                         "pre-trained artifact directory)")
-    train, test = splits or read_pair_splits(data, seed)
-    max_length = data.max_length or DEFAULT_MAX_LENGTH
-    served = pair_tokenizer(tokenizer, max_length)
-    batching = dict(tokenizer=served.preprocessor, max_length=max_length, batch_size=data.batch_size, outputs=outputs)
-    loaded = pair_dataset(train, validation_fraction=data.validation_fraction, seed=seed,
-                          bucket_boundaries="auto" if data.length_buckets else None, **batching)
-    test_batches = pair_batches(test.texts_a, test.texts_b, test.labels, shuffle=False, **batching)
-    return LoadedData(train=loaded.train, validation=loaded.validation, test=test_batches,
-                      class_names=list(train.class_names), num_train=loaded.num_train,
-                      num_validation=loaded.num_validation, num_test=len(test), skipped=list(train.skipped) + list(test.skipped),
-                      tokenizer=served, test_texts=(test.texts_a[:PARITY_EXAMPLES], test.texts_b[:PARITY_EXAMPLES]))
-
-
-def _text(data, seed, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass"):
-    train, test = splits or read_text_splits(data, seed, task)
-    max_length = data.max_length or DEFAULT_MAX_LENGTH
-    if tokenizer is None:
-        tokenizer = learnt_tokenizer(train.texts, vocabulary_size, max_length, outputs)
-    batching = dict(max_length=max_length, batch_size=data.batch_size, outputs=outputs)
-    loaded = tfptm.data.text_dataset(train, tokenizer, validation_fraction=data.validation_fraction, seed=seed,
-                                     bucket_boundaries="auto" if data.length_buckets else None, **batching)
-    test_batches = tfptm.data.text_batches(test.texts, test.labels, tokenizer=tokenizer, shuffle=False, sort_by_length=True,
-                                           **batching)
-    return LoadedData(train=loaded.train, validation=loaded.validation, test=test_batches,
-                      class_names=list(train.class_names), num_train=loaded.num_train,
-                      num_validation=loaded.num_validation, num_test=len(test.texts),
-                      skipped=list(train.skipped) + list(test.skipped), tokenizer=tokenizer)
-
-
-def check_classes(class_names, where):
-    """Raises a `TfptmError` unless the data has at least two classes: one class leaves nothing to learn.
-
-    Example:
-    >>> try:
-    ...     check_classes(["spam"], "data.path 'mail.csv'")
-    ... except TfptmError as error:
-    ...     print(error)
-    data.path 'mail.csv': every example has the label 'spam' (1 class); expected at least 2 classes
-    """
-    if len(class_names) < 2:
-        found = f"the label {class_names[0]!r} (1 class)" if class_names else "no labels"
-        raise TfptmError(f"{where}: every example has {found}; expected at least 2 classes")
-
-
-def learnt_tokenizer(texts, vocabulary_size, max_length, outputs="token_ids"):
-    """A wordpiece tokenizer layer with a vocabulary of at most `vocabulary_size` learnt from `texts`.
-
-    `outputs` names the backbone's inputs (`tfptm.data.text.tokenizer_layer`): the tokenizer an export
-    builds into the SavedModel then feeds a dict-input backbone directly.
-
-    Example:
-    >>> learnt_tokenizer(["a cat sat", "a dog sat"], 20, 8).sequence_length
-    8
-    """
-    if not vocabulary_size:
-        raise TfptmError("backbone.args.vocabulary_size: a local text backbone learns its vocabulary from the "
-                         "training texts; expected vocabulary_size (e.g. 8000)")
-    vocabulary = tfptm.data.text.learn_vocabulary(texts, int(vocabulary_size))
-    return tfptm.data.text.tokenizer_layer(vocabulary, max_length, outputs=outputs)
-
-
-def read_documents(data):
-    """The texts of a pre-training data section, for language-model objectives (labels, if any, unused).
-
-    Source `text` is a corpus (`tfptm.data.corpus.read_corpus`: one document
-    per line, or a folder of `.txt` files); `csv` and `jsonl` are tables read
-    with `tfptm.data.read_text_table` (so they need their label column too).
-
-    Example:
-    >>> import os, tempfile
-    >>> from tfptm.recipes.schema import Data
-    >>> path = os.path.join(tempfile.mkdtemp(), "corpus.txt")
-    >>> _ = open(path, "w").write("the cat sat\\n\\nthe dog ran\\n")
-    >>> read_documents(Data(source="text", path=path))
-    ['the cat sat', 'the dog ran']
-    """
-    if data.source == "text":
-        return tfptm.data.corpus.read_corpus(data.path).documents
-    if data.source not in ("csv", "jsonl"):
-        raise TfptmError(f"pretrain.data.source {data.source!r}: language-model pre-training reads text, csv or jsonl "
-                         "files in this runner")
-    return tfptm.data.read_text_table(data.path, text_column=data.text_column, label_column=data.label_column,
-                                      strict=data.strict).texts
-
-
 #: data.source -> loader(data section, seed, tokenizer=, outputs=, vocabulary_size=) -> LoadedData.
 LOADERS = {
     "digits": lambda data, seed, **_: _load_arrays(data, seed),
     "arrays": lambda data, seed, **_: _load_arrays(data, seed),
     "image_folder": _image_folder,
     "tfds": _tfds,
-    "csv": _text,
-    "jsonl": _text,
+    "csv": text_data,
+    "jsonl": text_data,
 }
 
 
@@ -471,9 +212,8 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
             raise TfptmError(f"head.task {task!r} reads its labels from a csv or jsonl table (lists of labels, or "
                              f"numbers); data.source {data.source!r} holds class labels, expected csv or jsonl")
         extra["task"] = task
-    loader = _pairs if data.text_pair_column is not None else LOADERS[data.source]
-    loaded = loader(data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size,
-                                  **extra)
+    loader = pairs_data if data.text_pair_column is not None else LOADERS[data.source]
+    loaded = loader(data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size, **extra)
     loaded.source = data.source
     if data.strict and loaded.skipped:  # the loaders raise on the first bad input; this catches any they counted
         first = loaded.skipped[0]

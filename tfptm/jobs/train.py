@@ -24,14 +24,13 @@ Example (a 1-epoch run on the bundled digits):
 import contextlib
 import dataclasses
 import datetime
-import os
 import time
 from pathlib import Path
 
 import keras
 
 import tfptm
-from tfptm.errors import TfptmError, one_line
+from tfptm.errors import TfptmError
 from tfptm.evaluation.report import write_report
 from tfptm.files import directory_size, staged_directory, write_json_atomic, write_text_atomic
 from tfptm.progress import Progress
