@@ -221,8 +221,8 @@ def next_sentence(corpus, backbone=None, tokenizer=None, masked_lm=True, negativ
 
     train_data = batches(train_documents, True, seed)
     validation_data = batches(validation_documents, False, seed + 1) if validation_documents else None
-    train = getattr(common, "train_all_weights", None) or common.train  # renamed in the pre-training restructure
-    history = train(model, train_data, epochs, learning_rate, warmup_fraction, validation_data, verbose, callbacks)
+    history = common.train_all_weights(model, train_data, epochs, learning_rate, warmup_fraction, validation_data,
+                                       verbose, callbacks)
     objective = ("nsp" if negatives == "other_document" else "sop") + ("+mlm" if masked_lm else "")
     return Pretrained(objective, backbone, kept, model, history, final_metrics(history))
 
