@@ -19,7 +19,8 @@ The task, built offline from installed libraries' sources (nobody here wrote the
 
 Models: `tfptm.tasks.pairs.pair_classifier` on the MiniLM preset (`load_preset`), and on the same
 KerasHub BertBackbone built from MiniLM's config with random weights (`from_preset(load_weights=False)`).
-Same tokenizer, same head (`[CLS]`, dropout 0.1), same recipe: AdamW (weight decay 0.01), linear warmup
+Same tokenizer, same head (`--pooling`: the mean over real tokens by default, as the checkpoint was trained
+and as the text recipe found best; `first` for [CLS]; dropout 0.1), same recipe: AdamW (weight decay 0.01), linear warmup
 10% then linear decay, `--epochs` epochs, batch 16, max 128 tokens, length-aware batches
 (`tfptm.data.pairs.pair_batches`). The random-weight model is also run at a 10x higher peak rate
 (its best rate is reported as well, so the baseline is not simply under-trained by a rate chosen for
@@ -139,7 +140,7 @@ def build_task(train_pairs, test_pairs, seed=0, test_share=0.3):
     return out["train"], out["test"], info
 
 
-def run(kind, preset, train, test, seed, epochs, learning_rate, max_length=128, batch_size=16):
+def run(kind, preset, train, test, seed, epochs, learning_rate, max_length=128, batch_size=16, pooling="avg"):
     import keras
     import keras_hub
     from sklearn.metrics import f1_score
@@ -153,7 +154,7 @@ def run(kind, preset, train, test, seed, epochs, learning_rate, max_length=128, 
     backbone, preprocessor = load_preset(preset)
     if kind == "random_init":  # the same architecture and config, no weights loaded
         backbone = features_model(keras_hub.models.Backbone.from_preset(preset, load_weights=False))
-    model = pair_classifier(backbone, num_classes=2)
+    model = pair_classifier(backbone, head=tfptm.Head("multiclass", num_classes=2, pooling=pooling, dropout=0.1))
     data = pair_batches(*train, tokenizer=preprocessor, max_length=max_length, batch_size=batch_size, seed=seed)
     steps = int(data.cardinality())
     tfptm.training.recompile(model, optimizer=tfptm.training.optimizer(
@@ -187,7 +188,10 @@ def main(argv=None):
     parser.add_argument("--train-pairs", type=int, default=400)
     parser.add_argument("--test-pairs", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="peak rate (text_minilm's default)")
+    parser.add_argument("--pooling", default="avg", choices=["avg", "first"],
+                        help="avg: the mean over real tokens (as all-MiniLM-L6-v2 was trained); first: [CLS]")
+    parser.add_argument("--name", default=None, help="results file name (default pairs_real)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -202,7 +206,7 @@ def main(argv=None):
     runs = {name: [] for name in configs}
     for seed in range(args.seeds):
         for name, (kind, rate) in configs.items():
-            result = run(kind, preset, train, test, seed, args.epochs, rate)
+            result = run(kind, preset, train, test, seed, args.epochs, rate, pooling=args.pooling)
             runs[name].append(result)
             print(f"seed {seed} {name:20s} accuracy {result['accuracy']:.3f} macro-F1 {result['f1_macro']:.3f} "
                   f"{result['train_examples_per_second']:.1f} ex/s", flush=True)
@@ -214,13 +218,14 @@ def main(argv=None):
                 "packages": PACKAGES, "task_info": info, "checkpoint": "sentence-transformers/all-MiniLM-L6-v2",
                 "seeds": args.seeds, "epochs": args.epochs, "batch_size": 16, "max_length": 128,
                 "optimizer": "adamw wd 0.01, warmup 10%, linear decay", "learning_rate": args.learning_rate,
-                "command": "nice -n 19 .venv/bin/python bench/pairs_real.py" + (" --quick" if args.quick else "")}
+                "pooling": args.pooling, "train_pairs": args.train_pairs, "test_pairs": args.test_pairs,
+                "command": "python bench/pairs_real.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     for name in configs:
         s = results[name]["summary"]
         print(f"{name:20s} accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['spread']:.3f}  macro-F1 "
               f"{s['f1_macro']['mean']:.3f} ± {s['f1_macro']['spread']:.3f}  "
               f"{s['train_examples_per_second']['mean']:.1f} ex/s")
-    path = save("pairs_real_quick" if args.quick else "pairs_real", settings, results)
+    path = save(args.name or ("pairs_real_quick" if args.quick else "pairs_real"), settings, results)
     print(f"saved {path}")
 
 
