@@ -89,6 +89,87 @@ def docstring_files(package):
     return found
 
 
+_WORD = __import__("re").compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+NAME_RULE = ("label 'belongs': a function's or class's name (split into words: read_csv -> 'read csv') and the "
+             "first paragraph of its own docstring; label 'other': the name with the first paragraph of another "
+             "definition's docstring in the same package; pairs whose summary contains any word of the name (3+ "
+             "letters) are dropped on both sides, so word overlap gives nothing away; files split by path hash")
+
+
+def name_words(name):
+    """`read_csv` -> 'read csv', `TextVectorization` -> 'text vectorization'."""
+    return " ".join(w.lower() for w in _WORD.findall(name))
+
+
+def named_summaries(package):
+    """`{relative file: [(name words, summary)]}` for the public functions and classes of an installed package."""
+    from tfptm.datasets.docstrings import _SKIPPED_PARTS, paragraphs
+
+    origin = Path(importlib.util.find_spec(package).origin)
+    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+    found = {}
+    for file in files:
+        relative = file.relative_to(origin.parent)
+        if set(relative.parts) & _SKIPPED_PARTS or file.name.startswith("test_"):
+            continue
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        rows = []
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                doc = paragraphs(ast.get_docstring(node) or "")
+                words = name_words(node.name)
+                if doc and words:
+                    rows.append((words, doc[0]))
+        if rows:
+            found[f"{package}/{relative}"] = rows
+    return found
+
+
+def build_name_task(train_pairs, test_pairs, seed=0, test_share=0.3):
+    """`(train, test, info)` of the name-summary task (`NAME_RULE`): balanced, split by source file."""
+    from tfptm.datasets.docstrings import _version
+
+    rng = np.random.default_rng(seed)
+    split_rows = {"train": {}, "test": {}}
+    versions = {}
+    for package in PACKAGES:
+        versions[package] = _version(package)
+        for file, rows in named_summaries(package).items():
+            bucket = int(hashlib.sha256(file.encode()).hexdigest()[:8], 16) / 16**8
+            split_rows["test" if bucket < test_share else "train"].setdefault(package, []).extend(rows)
+
+    def overlaps(words, summary):
+        text = summary.lower()
+        return any(len(w) >= 3 and w in text for w in words.split())
+
+    out, info = {}, {}
+    for split, wanted in (("train", train_pairs), ("test", test_pairs)):
+        positives, negatives = [], []
+        for package, rows in split_rows[split].items():
+            rows = list(dict.fromkeys(rows))
+            for index, (words, summary) in enumerate(rows):
+                if not overlaps(words, summary):
+                    positives.append((words, summary, 1))
+                other = rows[(index + 1 + rng.integers(len(rows) - 1)) % len(rows)] if len(rows) > 1 else None
+                if other is not None and other[1] != summary and not overlaps(words, other[1]):
+                    negatives.append((words, other[1], 0))
+        kept = []
+        for pool in (positives, negatives):
+            kept += [pool[i] for i in rng.permutation(len(pool))[: wanted // 2]]
+        kept = [kept[i] for i in rng.permutation(len(kept))]
+        out[split] = ([r[0] for r in kept], [r[1] for r in kept], np.array([r[2] for r in kept], "int32"))
+        info[split] = {"pairs": len(kept), "positives": int(sum(r[2] for r in kept)),
+                       "available_positives": len(positives), "available_negatives": len(negatives)}
+    train_names = set(out["train"][0])
+    info["test_paragraphs_seen_in_training"] = sum(t in set(out["train"][1]) for t in set(out["test"][1]))
+    info["test_names_also_in_training"] = sum(n in train_names for n in set(out["test"][0]))
+    info["versions"] = versions
+    return out["train"], out["test"], info
+
+
 def build_task(train_pairs, test_pairs, seed=0, test_share=0.3):
     """`(train, test, info)`: each `(texts_a, texts_b, labels)`, balanced, split by source file."""
     from tfptm.datasets.docstrings import _version, paragraphs
@@ -192,12 +273,15 @@ def main(argv=None):
     parser.add_argument("--pooling", default="avg", choices=["avg", "first"],
                         help="avg: the mean over real tokens (as all-MiniLM-L6-v2 was trained); first: [CLS]")
     parser.add_argument("--name", default=None, help="results file name (default pairs_real)")
+    parser.add_argument("--task", default="follows", choices=["follows", "name_summary"],
+                        help="follows: does paragraph B follow A (RULE); name_summary: is B the summary of the "
+                             "definition named A (NAME_RULE)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.train_pairs, args.test_pairs, args.epochs = 1, 64, 64, 1
     preset = minilm_dir()
-    train, test, info = build_task(args.train_pairs, args.test_pairs)
+    train, test, info = (build_task if args.task == "follows" else build_name_task)(args.train_pairs, args.test_pairs)
     print(f"task: {info['train']['pairs']} training pairs, {info['test']['pairs']} test pairs; "
           f"test paragraphs also in training: {info['test_paragraphs_seen_in_training']}", flush=True)
     configs = {"minilm_pretrained": ("pretrained", args.learning_rate),
@@ -214,7 +298,10 @@ def main(argv=None):
     best_random = max(("random_init", "random_init_lr_x10"), key=lambda n: results[n]["summary"]["accuracy"]["mean"])
     results["pretrained_minus_best_random_accuracy"] = (
         results["minilm_pretrained"]["summary"]["accuracy"]["mean"] - results[best_random]["summary"]["accuracy"]["mean"])
-    settings = {"task": "docstring paragraph follows (pairs)", "label_rule": RULE, "labels": LABELS,
+    settings = {"task": "docstring paragraph follows (pairs)" if args.task == "follows" else
+                "a definition's name and a docstring summary: its own, or another's (pairs)",
+                "label_rule": RULE if args.task == "follows" else NAME_RULE,
+                "labels": LABELS if args.task == "follows" else ["other", "belongs"],
                 "packages": PACKAGES, "task_info": info, "checkpoint": "sentence-transformers/all-MiniLM-L6-v2",
                 "seeds": args.seeds, "epochs": args.epochs, "batch_size": 16, "max_length": 128,
                 "optimizer": "adamw wd 0.01, warmup 10%, linear decay", "learning_rate": args.learning_rate,
