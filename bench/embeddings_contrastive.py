@@ -73,21 +73,15 @@ def _prose(paragraph):
 
 def docstring_pairs():
     """`[(file, summary, next paragraph)]` from the libraries' class and function docstrings, and their versions."""
+    from tfptm.datasets.docstrings import source_trees
+
     found, versions = [], {}
     for module, distribution in PACKAGES.items():
         spec = importlib.util.find_spec(module)
         if spec is None:
             continue
         versions[distribution] = importlib.metadata.version(distribution)
-        root = Path(spec.origin).parent
-        for file in sorted(root.rglob("*.py")):
-            relative = file.relative_to(root)
-            if {"tests", "test", "testing"} & set(relative.parts) or file.name.startswith("test_"):
-                continue
-            try:
-                tree = ast.parse(file.read_text(encoding="utf-8"))
-            except (SyntaxError, UnicodeDecodeError, ValueError):
-                continue
+        for relative, tree in source_trees(module):  # the same files and order as tfptm's docstring tasks
             for node in ast.walk(tree):
                 if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     continue

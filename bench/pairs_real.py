@@ -41,7 +41,7 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
+
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TFPTM_OFFLINE", "1")
@@ -68,19 +68,10 @@ def minilm_dir():
 
 def docstring_files(package):
     """`{relative file: [docstrings]}` of an installed package, read with ast (tests skipped)."""
-    from tfptm.datasets.docstrings import _SKIPPED_PARTS
+    from tfptm.datasets.docstrings import source_trees
 
-    origin = Path(importlib.util.find_spec(package).origin)
-    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
     found = {}
-    for file in files:
-        relative = file.relative_to(origin.parent)
-        if set(relative.parts) & _SKIPPED_PARTS or file.name.startswith("test_"):
-            continue
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+    for relative, tree in source_trees(package):
         docs = [ast.get_docstring(node) for node in ast.walk(tree)
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module))]
         docs = [d for d in docs if d]
@@ -103,19 +94,10 @@ def name_words(name):
 
 def named_summaries(package):
     """`{relative file: [(name words, summary)]}` for the public functions and classes of an installed package."""
-    from tfptm.datasets.docstrings import _SKIPPED_PARTS, paragraphs
+    from tfptm.datasets.docstrings import paragraphs, source_trees
 
-    origin = Path(importlib.util.find_spec(package).origin)
-    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
     found = {}
-    for file in files:
-        relative = file.relative_to(origin.parent)
-        if set(relative.parts) & _SKIPPED_PARTS or file.name.startswith("test_"):
-            continue
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+    for relative, tree in source_trees(package):
         rows = []
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):

@@ -79,6 +79,30 @@ class TextTask:
         return paths
 
 
+def source_trees(package):
+    """Yields `(path relative to the package, ast tree)` for each source file of an installed package, in a fixed
+    order, tests skipped: the one reader of sources the docstring tasks and the benchmarks share (nothing is imported).
+
+    Example:
+    >>> [path.name for path, tree in source_trees("json")][:2]
+    ['__init__.py', 'decoder.py']
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None or not Path(spec.origin).is_file():
+        raise TfptmError(f"docstrings: package {package!r} is not installed with Python sources (found "
+                         f"{getattr(spec, 'origin', None)!r}); expected an importable package with .py files")
+    origin = Path(spec.origin)
+    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+    for file in files:
+        relative = file.relative_to(origin.parent)
+        if set(relative.parts) & _SKIPPED_PARTS or file.name.startswith("test_"):
+            continue
+        try:
+            yield relative, ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+
+
 def docstrings(package, limit=None, modules=True):
     """Class, function and (with `modules`) module docstrings of an installed package, in a fixed order (tests skipped).
 
@@ -86,20 +110,8 @@ def docstrings(package, limit=None, modules=True):
     >>> any("JSON" in text for text in docstrings("json"))
     True
     """
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise TfptmError(f"docstrings: package {package!r} is not installed; expected an importable package")
-    origin = Path(spec.origin)
-    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
     found = []
-    for file in files:
-        parts = set(file.relative_to(origin.parent).parts)
-        if parts & _SKIPPED_PARTS or file.name.startswith("test_"):
-            continue
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+    for _, tree in source_trees(package):
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (modules and isinstance(node, ast.Module)):
                 text = ast.get_docstring(node)
