@@ -62,6 +62,21 @@ def work_dir_for(run_dir):
     return run_dir.parent / f".{run_dir.name}.backup"
 
 
+def final_path(path, staging, run_dir):
+    """Where `path`, written under a run's `staging` directory, will be once the run is renamed into `run_dir`
+    (paths outside the staging directory, such as an `export.dir` elsewhere, stay as they are).
+
+    Example:
+    >>> final_path("/tmp/.run.partial-1/model.keras", "/tmp/.run.partial-1", "/tmp/run").as_posix()
+    '/tmp/run/model.keras'
+    """
+    path = Path(path)
+    try:
+        return Path(run_dir).resolve() / path.relative_to(staging)
+    except ValueError:
+        return path
+
+
 def write_summary(run_dir, metrics, artifacts, parity, **extra):
     """Writes `{"metrics", "artifacts", "parity", **extra}` to `run_dir/summary.json`: the one writer of that file.
 

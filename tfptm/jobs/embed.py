@@ -32,7 +32,7 @@ from tfptm.progress import Progress
 from tfptm.recipes.schema import EMBEDDING_POOLINGS
 from tfptm.recipes.validate import dump_recipe
 from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, RECIPE_FILE, REPORT_FILE, REPRESENTATIVE_EXAMPLES, \
-    load_model, model_path, write_representative, write_summary
+    final_path, load_model, model_path, write_representative, write_summary
 from tfptm.tasks import embeddings as E
 
 CHECK_TEXTS = 256  # held-out texts each exported artifact is compared on
@@ -115,7 +115,7 @@ def run_embedding_recipe(recipe, run_dir, progress=None, verbose=0, origin=None)
         if exported:
             progress(f"exported to {recipe.export.dir or run_dir / EXPORT_DIR}")
         artifacts = {"model": run_dir.resolve() / MODEL_FILE,
-                     **{k: _final(p, staging, run_dir) for k, p in (exported or {}).get("artifacts", {}).items()}}
+                     **{k: final_path(p, staging, run_dir) for k, p in (exported or {}).get("artifacts", {}).items()}}
         write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe, origin))
         write_json_atomic(staging / HISTORY_FILE, history)
         summary = write_summary(
@@ -134,14 +134,6 @@ def run_embedding_recipe(recipe, run_dir, progress=None, verbose=0, origin=None)
 
 def _columns(table):
     return (table.anchors, table.positives) + ((table.negatives,) if table.negatives is not None else ())
-
-
-def _final(path, staging, run_dir):
-    path = Path(path)
-    try:
-        return Path(run_dir).resolve() / path.relative_to(staging)
-    except ValueError:
-        return path
 
 
 def export_embedding(recipe, model, tokenizer, base_dir, check_texts=None):

@@ -24,13 +24,8 @@ def read_text_splits(data, seed, task="multiclass"):
     if data.text_pair_column is not None:
         return read_pair_splits(data, seed)
     columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
-    table = tfptm.data.read_text_table(data.path, **columns)
-    if data.test_path:
-        return table, tfptm.data.read_text_table(data.test_path, class_names=table.class_names, **columns)
-    if task != "regression":
-        check_classes(table.class_names, f"data.path {data.path!r}")
-    train, test = table.split(data.test_fraction, seed)
-    return train, dataclasses.replace(test, skipped=[])
+    return _train_and_test(lambda path, **kw: tfptm.data.read_text_table(path, **columns, **kw), data, seed,
+                           classes=task != "regression")
 
 
 def read_pair_splits(data, seed):
@@ -51,10 +46,17 @@ def read_pair_splits(data, seed):
 
     columns = dict(text_columns=(data.text_column, data.text_pair_column), label_column=data.label_column,
                    strict=data.strict)
-    table = read_pair_table(data.path, **columns)
+    return _train_and_test(lambda path, **kw: read_pair_table(path, **columns, **kw), data, seed)
+
+
+def _train_and_test(read, data, seed, classes=True):
+    """`(train, test)` tables: `data.test_path` read with the training classes, else `test_fraction` split off
+    (stratified; with `classes`, at least two are required first). Skips are counted once, on the training side."""
+    table = read(data.path)
     if data.test_path:
-        return table, read_pair_table(data.test_path, class_names=table.class_names, **columns)
-    check_classes(table.class_names, f"data.path {data.path!r}")
+        return table, read(data.test_path, class_names=table.class_names)
+    if classes:
+        check_classes(table.class_names, f"data.path {data.path!r}")
     train, test = table.split(data.test_fraction, seed)
     return train, dataclasses.replace(test, skipped=[])
 

@@ -44,7 +44,7 @@ from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretraine
 from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES
 from tfptm.recipes.validate import dump_recipe
 from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, PRETRAINED_DIR, RECIPE_FILE, REPORT_FILE, \
-    REPRESENTATIVE_EXAMPLES, write_representative, write_summary
+    REPRESENTATIVE_EXAMPLES, final_path, write_representative, write_summary
 
 
 def check_supported(recipe):
@@ -229,7 +229,7 @@ def run_recipe(recipe, run_dir=None, progress=None, verbose=0, origin=None):
 def write_run(staging, run_dir, recipe, metrics, artifacts, parity, sizes, history, model, origin=None, data=None,
               training=None):
     """Writes recipe.yaml, history.json, summary.json and report.md; paths under `staging` are recorded as under `run_dir`."""
-    final = {kind: _final(path, staging, run_dir) for kind, path in artifacts.items()}
+    final = {kind: final_path(path, staging, run_dir) for kind, path in artifacts.items()}
     sizes = {**sizes, **{k: directory_size(p) for k, p in artifacts.items() if k not in sizes and Path(p).exists()}}
     write_text_atomic(staging / RECIPE_FILE, dump_recipe(recipe, origin))
     write_json_atomic(staging / HISTORY_FILE, history)
@@ -277,14 +277,6 @@ def image_scale(data):
     (16, 1.0)
     """
     return tfptm.datasets.DIGITS_PIXEL_MAX / 255 if data.source == "digits" else 1.0
-
-
-def _final(path, staging, run_dir):
-    path = Path(path)
-    try:
-        return Path(run_dir).resolve() / path.relative_to(staging)
-    except ValueError:
-        return path
 
 
 def run_pretrain(recipe, run_dir=None, progress=None, verbose=0):
