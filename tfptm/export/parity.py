@@ -8,6 +8,7 @@ from tfptm.errors import TfptmError
 from tfptm.evaluation.metrics import predict_classes, task_of
 from tfptm.export.litert import run_tflite
 from tfptm.export.signatures import EMBEDDINGS, MIN_COSINE, check_inputs, task as serving_task
+from tfptm.tasks import token_task
 
 SAVED_MODEL_TOLERANCE = 1e-5
 TFLITE_MIN_AGREEMENT = 0.99
@@ -25,6 +26,10 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
     """
     x = checked_inputs(model, x, "check_saved_model")
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    if token_task(model) is not None:  # per-token outputs: the task module compares them
+        module = token_task(model)
+        return module.compare_outputs(saved_model_outputs(signature, x, module.OUTPUT, batch_size),
+                                      model.predict(x, batch_size=batch_size, verbose=0), x, "saved_model")
     if serving_task(model) == EMBEDDINGS:  # vectors, compared by cosine
         got = saved_model_outputs(signature, x, EMBEDDINGS, batch_size)
         return compare_vectors(got, model.predict(x, batch_size=batch_size, verbose=0), MIN_COSINE["saved_model"])
@@ -71,6 +76,9 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
     if serving_task(model) == EMBEDDINGS:  # vectors, compared by cosine (the least allowed depends on `quantization`)
         return compare_vectors(run_tflite(path, x, num_threads=num_threads), model.predict(x, verbose=0),
                                MIN_COSINE[quantization])
+    if token_task(model) is not None:  # per-token outputs: the task module compares them
+        return token_task(model).compare_outputs(run_tflite(path, x, num_threads=num_threads), model.predict(x, verbose=0),
+                                                 x, quantization)
     task = task_of(model)
     if y is not None:
         y = np.asarray(y)

@@ -112,9 +112,16 @@ def write_saved_model(model, out, class_names, tokenizer=None, image_scale=1.0):
     and `token_ids` on token inputs, and with a `tokenizer` `embed` on raw
     strings, each returning `embeddings` (no labels).
     """
-    if sig.task(model) == sig.EMBEDDINGS:
+    from tfptm.tasks import token_task
+
+    if sig.task(model) == sig.EMBEDDINGS or token_task(model) is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        _embedding_archive(model, tokenizer).write_out(str(out), verbose=False)
+        if token_task(model) is not None:  # per-token heads own their signatures (tfptm.tasks.tokens, .spans)
+            archive = token_task(model).serving_archive(model, tokenizer, class_names)
+            _save_each_variable_once(archive)
+        else:
+            archive = _embedding_archive(model, tokenizer)
+        archive.write_out(str(out), verbose=False)
         return Path(out)
     with tempfile.TemporaryDirectory() as scratch:
         labels = Path(scratch) / LABELS_FILE

@@ -97,8 +97,12 @@ def check_head(model, where=None):
     A backbone alone (feature maps or sequences) or a model with several
     outputs is not something a serving signature can classify.
     """
+    from tfptm.tasks import token_task
+
     where = where or f"model {model.name!r}"
     outputs = model.outputs
+    if len(outputs) == 1 and len(outputs[0].shape) == 3 and token_task(model) is not None:
+        return  # a per-token head (tfptm.tasks.tokens, tfptm.tasks.spans)
     if len(outputs) != 1 or len(outputs[0].shape) != 2:
         shapes = ", ".join(str(tuple(o.shape)) for o in outputs)
         raise TfptmError(f"{where}: outputs {shapes}; expected one output (batch, classes) from a task head: a backbone "
@@ -140,7 +144,10 @@ def task(model):
     """The task of `model`'s head (`tfptm.evaluation.task_of`): what its serving outputs are; `"embeddings"`
     for a sentence embedder (its output layer is named `embeddings`)."""
     from tfptm.evaluation.metrics import task_of
+    from tfptm.tasks import token_task
 
+    if token_task(model) is not None:
+        return token_task(model).TASK
     if model.layers[-1].name == EMBEDDINGS and len(model.outputs) == 1:
         return EMBEDDINGS
     return task_of(model)

@@ -1,0 +1,313 @@
+"""Word-level tags: CoNLL-style `token TAG` files and JSON Lines with `tokens`/`tags`, aligned to WordPiece pieces.
+
+Token classification data names a tag per word (`B-PER`, `I-PER`, `O`...),
+in the BIO or BIOES scheme. A model sees sub-tokens, so the words are cut
+into the checkpoint's WordPiece pieces (`tfptm.data.words.WordPieces`) and
+the tags are aligned to them with the usual rule (as BERT's NER recipe and
+Hugging Face's `run_ner` do): **the first piece of each word carries the
+word's tag; the other pieces, `[CLS]`, `[SEP]` and padding get `IGNORE` (-1),
+which the loss and the token accuracy skip** (`tfptm.tasks.tokens`). A
+word's predicted tag is its first piece's. Sentences longer than
+`max_length - 2` pieces are cut; the words cut off are counted
+(`num_truncated_words`) and predicted `O` when scoring.
+
+Files:
+- CoNLL (`.conll`, `.txt`, `.tsv`, or `format="conll"`): one word per line,
+  the word first and the tag last (columns split on whitespace, so CoNLL-2003's
+  four columns work), a blank line between sentences, `-DOCSTART-` lines skipped.
+- JSON Lines (`.jsonl`, `.json`): one object per sentence, `{"tokens": [...], "tags": [...]}`.
+
+Example:
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "train.conll")
+>>> _ = open(path, "w").write("-DOCSTART- O\\n\\nJohn B-PER\\nlives O\\nin O\\nNew B-LOC\\nYork I-LOC\\n")
+>>> table = read_tagged(path)
+>>> table.sentences, table.tag_names, table.scheme
+([['John', 'lives', 'in', 'New', 'York']], ['O', 'B-LOC', 'B-PER', 'I-LOC'], 'BIO')
+>>> entities(table.tags[0])
+[('PER', 0, 1), ('LOC', 3, 5)]
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from tfptm.data.arrays import split_indices
+from tfptm.data.loaded import skip_or_raise, skip_summary
+from tfptm.data.tables import _read_utf8
+from tfptm.errors import TfptmError
+
+SCHEMES = {"BIO": "BI", "BIOES": "BIES"}  # scheme -> the prefixes its tags may have (besides "O")
+IGNORE = -1  # the label of pieces the loss skips: continuation pieces, [CLS], [SEP], padding
+FORMATS = {".conll": "conll", ".txt": "conll", ".tsv": "conll", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclasses.dataclass
+class TagTable:
+    """Sentences of words with a tag per word; `tag_names[0]` is `"O"` and a tag's id is its index.
+
+    `skipped` lists the sentences left out (`Skip("file:line", reason)`).
+    """
+
+    sentences: list
+    tags: list
+    tag_names: list
+    scheme: str
+    skipped: list = dataclasses.field(default_factory=list)
+
+    def __len__(self):
+        return len(self.sentences)
+
+    def tag_ids(self):
+        """Each sentence's tags as ids (lists of ints)."""
+        index = {name: i for i, name in enumerate(self.tag_names)}
+        return [[index[tag] for tag in tags] for tags in self.tags]
+
+    def split(self, fraction, seed=0):
+        """`(rest, held_out)`: `fraction` of the sentences held out at random (the same for a seed)."""
+        rest, held = split_indices(len(self), fraction, seed)
+        pick = lambda idx: dataclasses.replace(self, sentences=[self.sentences[i] for i in idx],
+                                               tags=[self.tags[i] for i in idx], skipped=[])
+        return dataclasses.replace(pick(rest), skipped=list(self.skipped)), pick(held)
+
+    def summary(self):
+        """Counts for summary.json: sentences, words, entities per type, skips."""
+        counts = {}
+        for tags in self.tags:
+            for kind, _, _ in entities(tags):
+                counts[kind] = counts.get(kind, 0) + 1
+        return {"num_sentences": len(self), "num_words": sum(map(len, self.sentences)), "entities": counts,
+                "scheme": self.scheme, **skip_summary(self.skipped)}
+
+
+def read_tagged(path, format=None, tokens_key="tokens", tags_key="tags", scheme=None, tag_names=None, strict=False):
+    """Reads a CoNLL or JSON Lines file of tagged words as a `TagTable`.
+
+    Args:
+        path: the file; `format` ("conll" or "jsonl") defaults from its extension (`FORMATS`).
+        tokens_key, tags_key: the JSON keys of the words and their tags.
+        scheme: "BIO" or "BIOES"; by default BIOES when any tag starts with
+            `E-` or `S-`, else BIO. Every tag must be `O` or `<prefix>-<TYPE>`
+            with a prefix of the scheme.
+        tag_names: the training tags, for a test file: its sentences with a
+            tag outside them are skipped (counted), since the model cannot predict it.
+        strict: make every bad sentence an error instead of a counted skip.
+
+    A sentence whose words and tags differ in number, or holding an empty
+    word, is skipped and counted (an error with `strict`); a file with no
+    sentence, an unknown scheme or an invalid tag is one error.
+    """
+    fmt = format or FORMATS.get(os.path.splitext(str(path))[1].lower())
+    if fmt not in ("conll", "jsonl"):
+        raise TfptmError(f"read_tagged: {str(path)!r}: unknown format {format or os.path.splitext(str(path))[1]!r}; "
+                         f"expected a CoNLL file ({', '.join(e for e, f in FORMATS.items() if f == 'conll')}) or JSON "
+                         "Lines (.jsonl) with tokens and tags, or format='conll' / 'jsonl'")
+    if scheme is not None and scheme not in SCHEMES:
+        raise TfptmError(f"read_tagged: scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    text = _read_utf8(str(path))
+    rows = _conll_rows(text, path) if fmt == "conll" else _jsonl_rows(text, path, tokens_key, tags_key)
+    sentences, tags, skipped = [], [], []
+    known = set(tag_names) if tag_names is not None else None
+    for where, words, labels in rows:
+        problem = _problem(words, labels, known)
+        if problem:
+            skip_or_raise(skipped, where, problem, strict, "sentence")
+            continue
+        sentences.append(words)
+        tags.append(labels)
+    if not sentences:
+        raise TfptmError(f"read_tagged: {str(path)!r} holds no tagged sentence; expected "
+                         + ("`word TAG` lines, a blank line between sentences" if fmt == "conll"
+                            else f"one JSON object per line with {tokens_key!r} and {tags_key!r}"))
+    scheme = scheme or detect_scheme(tags)
+    for where_tags in tags:
+        check_tags(where_tags, scheme, str(path))
+    names = list(tag_names) if tag_names is not None else tag_vocabulary(tags)
+    return TagTable(sentences, tags, names, scheme, skipped)
+
+
+def _problem(words, labels, known):
+    if len(words) != len(labels):
+        return f"{len(words)} words but {len(labels)} tags"
+    if not words:
+        return "no words"
+    if any(not isinstance(w, str) or not w.strip() or any(c.isspace() for c in w) for w in words):
+        return "an empty word, a word with whitespace or one that is not a string"
+    if any(not isinstance(t, str) for t in labels):
+        return "a tag that is not a string"
+    if known is not None and set(labels) - known:
+        return f"tags {sorted(set(labels) - known)} not in the training data"
+    return None
+
+
+def _conll_rows(text, path):
+    words, tags, start = [], [], None
+    for line, raw in enumerate(text.split("\n"), start=1):
+        parts = raw.split()
+        if not parts or parts[0] == "-DOCSTART-":
+            if words:
+                yield f"{path}:{start}", words, tags
+            words, tags, start = [], [], None
+            continue
+        if len(parts) < 2:
+            raise TfptmError(f"{path}:{line}: {raw.strip()!r} has one column; expected `word TAG` "
+                             "(the word first, the tag last, split by whitespace)")
+        start = start or line
+        words.append(parts[0])
+        tags.append(parts[-1])
+    if words:
+        yield f"{path}:{start}", words, tags
+
+
+def _jsonl_rows(text, path, tokens_key, tags_key):
+    for line, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise TfptmError(f"{path}:{line}: not valid JSON ({error.msg}); expected one JSON object per line") from None
+        if not isinstance(record, dict) or not isinstance(record.get(tokens_key), list) \
+                or not isinstance(record.get(tags_key), list):  # fmt: skip
+            raise TfptmError(f"{path}:{line}: expected an object with lists {tokens_key!r} and {tags_key!r}; "
+                             f"got {type(record).__name__} with keys {sorted(record) if isinstance(record, dict) else []}")
+        yield f"{path}:{line}", record[tokens_key], record[tags_key]
+
+
+def detect_scheme(tags):
+    """"BIOES" when any tag starts with `E-` or `S-`, else "BIO".
+
+    Example:
+    >>> detect_scheme([["B-X", "E-X", "O"]]), detect_scheme([["B-X", "I-X"]])
+    ('BIOES', 'BIO')
+    """
+    return "BIOES" if any(tag[:2] in ("E-", "S-") for sentence in tags for tag in sentence) else "BIO"
+
+
+def check_tags(tags, scheme, where="tags"):
+    """Raises a `TfptmError` unless every tag is `O` or `<prefix>-<TYPE>` with a prefix of `scheme`.
+
+    Example:
+    >>> check_tags(["B-PER", "O", "X-PER"], "BIO", "train.conll")
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: train.conll: tag 'X-PER' is not a BIO tag; expected O or B-TYPE, I-TYPE
+    """
+    prefixes = SCHEMES[scheme]
+    for tag in tags:
+        if tag != "O" and not (len(tag) > 2 and tag[0] in prefixes and tag[1] == "-"):
+            shown = ", ".join(f"{p}-TYPE" for p in prefixes)
+            raise TfptmError(f"{where}: tag {tag!r} is not a {scheme} tag; expected O or {shown}")
+
+
+def tag_vocabulary(tags):
+    """The tag names of tagged sentences: `O` first, then sorted by prefix and type (ids follow this order).
+
+    Example:
+    >>> tag_vocabulary([["B-PER", "I-PER", "O"], ["B-LOC"]])
+    ['O', 'B-LOC', 'B-PER', 'I-PER']
+    """
+    found = {tag for sentence in tags for tag in sentence} - {"O"}
+    return ["O"] + sorted(found)
+
+
+def entities(tags):
+    """The entities of one tag sequence as `(type, first_word, end_word)` (end exclusive), decoded by `seqeval`
+    (BIO or BIOES; an `I-` without its `B-` opens an entity, as in CoNLL's scoring).
+
+    Example:
+    >>> entities(["B-PER", "I-PER", "O", "S-LOC", "B-ORG", "E-ORG"])
+    [('PER', 0, 2), ('LOC', 3, 4), ('ORG', 4, 6)]
+    """
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return [(kind, start, end + 1) for kind, start, end in get_entities(list(tags))]
+
+
+def align(word_pieces, word_tags, max_length, cls_id, sep_id):
+    """One sentence's pieces packed as `[CLS] pieces [SEP]`, with labels on first pieces: `(ids, labels, word_ids)`.
+
+    `word_pieces` holds each word's piece ids; `word_tags` each word's tag id
+    (or `None` when unknown, e.g. at prediction time: every label is then
+    `IGNORE`). `labels[i]` is the word's tag on its first piece and `IGNORE`
+    elsewhere; `word_ids[i]` is the word a piece belongs to (-1 for `[CLS]`,
+    `[SEP]`). A word that does not fit in `max_length` (with `[CLS]` and
+    `[SEP]`) is left out whole, with every word after it; a word with no
+    pieces (only accents, say) has no first piece, so no label: scoring
+    predicts it `O`.
+
+    Example:
+    >>> align([[7], [8, 9], [10]], [1, 2, 0], max_length=5, cls_id=2, sep_id=3)
+    ([2, 7, 8, 9, 3], [-1, 1, 2, -1, -1], [-1, 0, 1, 1, -1])
+    """
+    ids, labels, word_ids = [cls_id], [IGNORE], [-1]
+    for w, pieces in enumerate(word_pieces):
+        if len(ids) + len(pieces) > max_length - 1:
+            break
+        for k, piece in enumerate(pieces):
+            ids.append(int(piece))
+            labels.append(IGNORE if k or word_tags is None else int(word_tags[w]))
+            word_ids.append(w)
+    return ids + [sep_id], labels + [IGNORE], word_ids + [-1]
+
+
+@dataclasses.dataclass
+class TaggedArrays:
+    """Sentences packed for a token classifier: the model's inputs `x` (a dict of `(n, length)` arrays),
+    `labels` (`IGNORE` off first pieces) and `word_ids` (the word of each piece, -1 elsewhere)."""
+
+    x: dict
+    labels: np.ndarray
+    word_ids: np.ndarray
+    num_truncated_words: int
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def encode_tagged(sentences, tag_ids, pieces_layer, max_length):
+    """Sentences (lists of words) and their tag ids (or `None`) as `TaggedArrays`, padded to the longest.
+
+    `pieces_layer` is a `tfptm.data.words.WordPieces` (`word_pieces(tokenizer)`).
+
+    Example:
+    >>> from tfptm.data.words import WordPieces
+    >>> layer = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "john", "lives", "here", "##s"])
+    >>> arrays = encode_tagged([["John", "lives"], ["here"]], [[1, 0], [0]], layer, max_length=8)
+    >>> arrays.x["token_ids"].tolist(), arrays.labels.tolist()
+    ([[2, 4, 5, 3], [2, 6, 3, 0]], [[-1, 1, 0, -1], [-1, 0, -1, -1]])
+    """
+    from tfptm.data.words import longest, pad_rows, words_to_pieces
+
+    if max_length < 3:
+        raise TfptmError(f"encode_tagged: max_length {max_length}; expected at least 3 ([CLS], a piece, [SEP])")
+    pieces = words_to_pieces(pieces_layer, sentences)
+    packed = [align(p, None if tag_ids is None else tag_ids[i], max_length, pieces_layer.cls_id, pieces_layer.sep_id)
+              for i, p in enumerate(pieces)]
+    width = longest([ids for ids, _, _ in packed])
+    token_ids = pad_rows([ids for ids, _, _ in packed], width, pieces_layer.pad_id)
+    truncated = sum(len(words) - (max(w) + 1 if max(w) >= 0 else 0) for words, (_, _, w) in zip(sentences, packed))
+    return TaggedArrays(
+        x={"token_ids": token_ids, "padding_mask": pad_rows([[1] * len(ids) for ids, _, _ in packed], width, 0, "bool"),
+           "segment_ids": np.zeros_like(token_ids)},
+        labels=pad_rows([labels for _, labels, _ in packed], width, IGNORE),
+        word_ids=pad_rows([w for _, _, w in packed], width, -1),
+        num_truncated_words=int(truncated),
+    )
+
+
+def word_predictions(piece_predictions, word_ids, num_words):
+    """Each word's prediction: its first piece's. `piece_predictions` `(length,)`, `word_ids` as `align` gives;
+    words without a piece (cut off, or unknown to the vocabulary) get `None`.
+
+    Example:
+    >>> word_predictions([5, 1, 2, 2, 5], [-1, 0, 1, 1, -1], num_words=3)
+    [1, 2, None]
+    """
+    out = [None] * num_words
+    for prediction, w in zip(piece_predictions, word_ids):
+        if w >= 0 and out[w] is None:
+            out[w] = prediction
+    return out
