@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfptm.data.tagging import IGNORE, encode_tagged, word_predictions
-from tfptm.data.words import WordPieces, word_pieces
+from tfptm.data.words import word_pieces
 from tfptm.errors import TfptmError
 
 TASK = "token_classification"
