@@ -215,7 +215,8 @@ def format_summary(summary):
     model            accuracy  F1 (macro)  examples
     model               0.900       0.850        40
     """
-    rows = ["model            accuracy  F1 (macro)  examples"] if summary.get("metrics") else []
+    classified = any("accuracy" in m and "f1_macro" in m for m in summary.get("metrics", {}).values())
+    rows = ["model            accuracy  F1 (macro)  examples"] if classified else []
     for name, m in summary.get("metrics", {}).items():
         if "accuracy" in m and "f1_macro" in m:
             rows.append(f"{name:<16} {m['accuracy']:>8.3f}  {m['f1_macro']:>10.3f}  {m['num_examples']:>8}")

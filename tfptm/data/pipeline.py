@@ -77,3 +77,48 @@ def _augmenter(augment, spec):
     if isinstance(spec, tuple):
         return lambda x, *rest: (augment(x, training=True), *rest)
     return lambda x: augment(x, training=True)
+
+
+def trimmed_batches(x, y, batch_size=32, shuffle=True, seed=None, trim_labels=True):
+    """Padded token arrays (a dict with `padding_mask`) and labels as batches cut to each batch's longest sequence.
+
+    For token-level tasks, whose examples were packed and padded to the
+    longest of the lot: each batch keeps only the columns its own examples
+    use (`y` too when `trim_labels`, i.e. one label per token), so short
+    sentences do not pay for the longest. With `shuffle`, examples are
+    reshuffled each epoch, then sorted by length within pools of
+    `POOL_BATCHES` batches so that a batch holds similar lengths, and the
+    batches are shuffled again.
+
+    Example:
+    >>> import numpy as np
+    >>> x = {"token_ids": np.array([[2, 5, 3, 0], [2, 5, 6, 3]]), "padding_mask": np.array([[1, 1, 1, 0], [1, 1, 1, 1]])}
+    >>> [tuple(b[0]["token_ids"].shape) for b in trimmed_batches(x, np.zeros((2, 4)), batch_size=1, shuffle=False)]
+    [(1, 3), (1, 4)]
+    """
+    from tfptm.data.sequences import POOL_BATCHES
+
+    if not isinstance(x, dict) or "padding_mask" not in x:
+        raise TfptmError("trimmed_batches: expected a dict of padded token arrays with a padding_mask")
+    lengths = tf.reduce_sum(tf.cast(tf.convert_to_tensor(x["padding_mask"]), tf.int32), axis=1)
+    ds = tf.data.Dataset.from_tensor_slices((x, y, lengths))
+    count = int(lengths.shape[0])
+
+    def trim(features, labels, length):
+        longest = tf.reduce_max(length)
+        features = {key: value[:, :longest] for key, value in features.items()}
+        return features, labels[:, :longest] if trim_labels else labels
+
+    def sort_pool(features, labels, length):
+        order = tf.argsort(length, stable=True)
+        return tf.nest.map_structure(lambda t: tf.gather(t, order), (features, labels, length))
+
+    def batch(ds):
+        if shuffle:
+            ds = ds.batch(POOL_BATCHES * batch_size).map(sort_pool).unbatch()
+        ds = ds.batch(batch_size).map(trim)
+        if shuffle:
+            ds = ds.shuffle(POOL_BATCHES, seed=seed, reshuffle_each_iteration=True)
+        return ds.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+
+    return finish(ds, count, batch_size, shuffle=shuffle, seed=seed, batch=batch)

@@ -60,6 +60,11 @@ class TagTable:
     def __len__(self):
         return len(self.sentences)
 
+    @property
+    def class_names(self):
+        """The tag names: what the model's outputs are, as a classifier's class names are."""
+        return self.tag_names
+
     def tag_ids(self):
         """Each sentence's tags as ids (lists of ints)."""
         index = {name: i for i, name in enumerate(self.tag_names)}
@@ -67,7 +72,7 @@ class TagTable:
 
     def split(self, fraction, seed=0):
         """`(rest, held_out)`: `fraction` of the sentences held out at random (the same for a seed)."""
-        rest, held = split_indices(len(self), fraction, seed)
+        rest, held = split_indices(np.zeros(len(self), "float32"), fraction, seed)  # not stratified: no class per sentence
         pick = lambda idx: dataclasses.replace(self, sentences=[self.sentences[i] for i in idx],
                                                tags=[self.tags[i] for i in idx], skipped=[])
         return dataclasses.replace(pick(rest), skipped=list(self.skipped)), pick(held)

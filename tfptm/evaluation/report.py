@@ -55,6 +55,12 @@ def write_report(run_dir, summary, history=None, model=None, title="tfptm run", 
         lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
                   for name, m in main["per_class"].items()]
         lines.append("")
+    if main.get("per_type"):
+        lines += [f"## Per-entity-type scores ({primary}, seqeval, {main.get('scheme', 'BIO')})", "",
+                  "| type | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+                  for name, m in main["per_type"].items()]
+        lines.append("")
     if main.get("per_label"):
         lines += [f"## Per-label scores ({primary}, threshold {main.get('threshold', 0.5)})", "",
                   "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -89,6 +95,9 @@ _COLUMNS = {
     "multilabel": [("subset accuracy", "subset_accuracy"), ("F1 (micro)", "f1_micro"), ("F1 (macro)", "f1_macro"),
                    ("Hamming loss", "hamming_loss")],
     "regression": [("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")],
+    "token_classification": [("entity precision", "precision"), ("entity recall", "recall"), ("entity F1", "f1"),
+                             ("word accuracy", "word_accuracy")],
+    "question_answering": [("exact match", "exact_match"), ("F1", "f1")],
 }
 
 
@@ -104,7 +113,8 @@ def _metrics_table(metrics):
         if not models:
             continue
         rows += ["| model | " + " | ".join(h for h, _ in columns) + " | examples |", "|---|" + "---:|" * (len(columns) + 1)]
-        rows += [f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for _, k in columns) + f" | {m.get('num_examples', '')} |"
+        rows += [f"| {name} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for _, k in columns)
+                 + f" | {m.get('num_examples', m.get('num_sentences', ''))} |"
                  for name, m in models.items()]
         rows.append("")
     return rows

@@ -22,7 +22,9 @@ import tensorflow as tf
 
 import tfptm
 from tfptm.errors import TfptmError, one_line
+from tfptm.jobs.tokens import tagged_data
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes, dataset_arrays  # noqa: F401
+from tfptm.recipes.schema import TOKEN_CLASSIFICATION
 from tfptm.jobs.text_data import DEFAULT_MAX_LENGTH, TABLE_SOURCES, learnt_tokenizer, pairs_data, read_contrastive_splits, \
     read_documents, read_pair_splits, read_text_splits, text_data  # noqa: F401  (the loaders of csv/jsonl sections)
 
@@ -183,6 +185,7 @@ LOADERS = {
     "tfds": _tfds,
     "csv": text_data,
     "jsonl": text_data,
+    "conll": tagged_data,
 }
 
 
@@ -207,12 +210,14 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     if data.source not in LOADERS:
         raise TfptmError(f"data.source {data.source!r} is not supported by this runner yet; expected one of {', '.join(LOADERS)}")
     extra = {"splits": splits} if splits is not None else {}
-    if task not in ("multiclass", "binary"):
+    if task in ("multilabel", "regression"):
         if data.source not in TABLE_SOURCES:
             raise TfptmError(f"head.task {task!r} reads its labels from a csv or jsonl table (lists of labels, or "
                              f"numbers); data.source {data.source!r} holds class labels, expected csv or jsonl")
         extra["task"] = task
     loader = pairs_data if data.text_pair_column is not None else LOADERS[data.source]
+    if task == TOKEN_CLASSIFICATION:  # conll, or jsonl lines of tokens and tags
+        loader = tagged_data
     loaded = loader(data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size, **extra)
     loaded.source = data.source
     if data.strict and loaded.skipped:  # the loaders raise on the first bad input; this catches any they counted
@@ -247,6 +252,11 @@ def check_data_agrees(recipe, class_names):
     head.num_classes is 2 but data.path 'train.csv' has 3 classes ('a', 'b', 'c'); expected 3, or leave head.num_classes out (it comes from the data)
     """
     where = data_description(recipe.data)
+    if recipe.head.task == TOKEN_CLASSIFICATION:  # the tags come from the data; TokenHead has one output per tag
+        if recipe.head.num_classes not in (None, len(class_names)):
+            raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has {len(class_names)} tags "
+                             f"({', '.join(class_names[:20])}); expected {len(class_names)}, or leave it out")
+        return
     if recipe.head.task == "regression":  # one target column: one output
         if recipe.head.num_classes not in (None, 1):
             raise TfptmError(f"head.num_classes is {recipe.head.num_classes} but {where} has one target column "

@@ -79,10 +79,33 @@ def export_run(
         image_scale=image_scale, tokenizer=tokenizer, version=version, representative_data=data,
         check_data=data, int8_io=int8_io, metadata={"image_scale": image_scale, "source": str(path)}, record=record,
     )
-    pairs = run_texts(path.parent, "pairs") if getattr(tokenizer, "text_inputs", ()) == ("text_a", "text_b") else None
-    if pairs is not None:
-        check_raw_pairs(summary, model, tokenizer, *pairs)
+    kind = raw_text_kind(tokenizer)
+    texts = run_texts(path.parent, kind) if kind else None
+    if texts is not None:
+        check_raw_strings(summary, model, tokenizer, class_names or facts.get("class_names"), texts)
     return {**record, **summary}
+
+
+def raw_text_kind(tokenizer):
+    """Which raw test strings check the SavedModel a `tokenizer` gives: "pairs", "tagged" or `None` (no check)."""
+    from tfptm.tasks.tokens import WordTokenizer
+
+    if isinstance(tokenizer, WordTokenizer):
+        return "tagged"
+    return "pairs" if getattr(tokenizer, "text_inputs", ()) == ("text_a", "text_b") else None
+
+
+def check_raw_strings(summary, model, tokenizer, class_names, texts):
+    """The raw-string signature of `summary`'s SavedModel checked against `model` on the same raw test strings:
+    `raw_text_pairs` of a pair classifier (`texts` is `(texts_a, texts_b)`), `raw_text` of a token classifier
+    (`texts` is `(texts,)`)."""
+    from tfptm.tasks.tokens import WordTokenizer
+
+    if isinstance(tokenizer, WordTokenizer):
+        from tfptm.jobs.tokens import check_raw_tags
+
+        return check_raw_tags(summary, model, tokenizer, class_names, texts[0])
+    return check_raw_pairs(summary, model, tokenizer, *texts)
 
 
 def check_raw_pairs(summary, model, tokenizer, texts_a, texts_b, limit=256):
@@ -100,8 +123,8 @@ def check_raw_pairs(summary, model, tokenizer, texts_a, texts_b, limit=256):
 
 def run_texts(run_dir, kind, limit=256):
     """Raw held-out texts of a run, read again from its `recipe.yaml`'s data (same seed, same split), for the
-    raw-string checks: `(texts_a, texts_b)` of the test pairs (`kind` "pairs"), or the held-out anchors and
-    positives (`kind` "embedding"). `None` when the recipe or its data files are gone."""
+    raw-string checks: `(texts_a, texts_b)` of the test pairs (`kind` "pairs"), `(texts,)` of the test sentences'
+    words joined by spaces ("tagged"), or the held-out anchors and positives (`kind` "embedding"). `None` when the recipe or its data files are gone."""
     recipe_file = Path(run_dir) / RECIPE_FILE
     if not recipe_file.is_file():
         return None
@@ -109,6 +132,10 @@ def run_texts(run_dir, kind, limit=256):
 
     recipe = load_recipe(recipe_file)
     try:
+        if kind == "tagged":
+            from tfptm.jobs.tokens import read_tagged_splits
+
+            return ([" ".join(words) for words in read_tagged_splits(recipe.data, recipe.seed)[1].sentences[:limit]],)
         if kind == "pairs":
             from tfptm.jobs.data import read_pair_splits
 

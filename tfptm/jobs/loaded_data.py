@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfptm.data.loaded import skip_summary
+from tfptm.data.tagging import IGNORE
 from tfptm.errors import TfptmError
 
 PARITY_EXAMPLES = 1024  # pipeline examples an export's parity check (and int8 calibration) runs on; arrays: all
@@ -48,7 +49,9 @@ class LoadedData:
     y_train: np.ndarray | None = None
     x_test: object = None
     y_test: np.ndarray | None = None
-    test_texts: tuple | None = None  # text pairs: (texts_a, texts_b) of the test split, for raw-text signature checks
+    test_texts: tuple | None = None  # raw test strings for the raw-string signature checks: (texts_a, texts_b) of
+    # text pairs, (texts,) of tagged sentences (their words joined by spaces)
+    test_table: object = None  # token classification: the test `TagTable` that `test_metrics` scores
 
     def summary(self):
         """A JSON-ready dict for summary.json: examples per split, class names and skipped inputs."""
@@ -93,13 +96,14 @@ def dataset_arrays(dataset, limit=PARITY_EXAMPLES):
         x = {key: _concat_padded([batch[key] for batch in xs]) for key in xs[0]}
     else:
         x = _concat_padded(xs)
-    return _head(x, limit), np.concatenate(ys)[:limit]
+    return _head(x, limit), _concat_padded(ys, IGNORE)[:limit]  # per-token labels: padding is IGNORE
 
 
-def _concat_padded(arrays):
+def _concat_padded(arrays, value=0):
     if arrays[0].ndim >= 2 and len({a.shape[1:] for a in arrays}) > 1:
         longest = max(a.shape[1] for a in arrays)
-        arrays = [np.pad(a, [(0, 0), (0, longest - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays]
+        arrays = [np.pad(a, [(0, 0), (0, longest - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=value)
+                  for a in arrays]
     return np.concatenate(arrays)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import tfptm
 from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.metrics import task_metrics, task_of
-from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES
+from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
 from tfptm.rundir import PRETRAINED_DIR
 
 #: pretrain.objective -> (the `tfptm.pretrain` function, the backbone it builds). These objectives learn the
@@ -23,7 +23,12 @@ LANGUAGE_MODELS = {"mlm": ("masked_lm", "transformer_encoder"), "causal_lm": ("c
 
 
 def make_head(head, num_classes):
-    """A `tfptm.Head` from the head section; `num_classes` (from the data) fills a missing one."""
+    """A `tfptm.Head` from the head section (`tfptm.tasks.tokens.TokenHead` for token classification);
+    `num_classes` (from the data) fills a missing one."""
+    if head.task == TOKEN_CLASSIFICATION:
+        from tfptm.tasks.tokens import TokenHead
+
+        return TokenHead(num_tags=num_classes, dropout=head.dropout)
     classes = None if head.task == "binary" else head.num_classes or num_classes
     return tfptm.Head(head.task, num_classes=classes, pooling=head.pooling, dropout=head.dropout,
                       hidden_units=head.hidden_units, label_smoothing=head.label_smoothing)
@@ -52,7 +57,12 @@ def check_examples_fit(model, sample_shape):
 
 
 def test_metrics(model, data):
-    """Test-set metrics of `model` for its head's task: `tfptm.evaluate` on test arrays, else over the test pipeline."""
+    """Test-set metrics of `model` for its head's task: `tfptm.evaluate` on test arrays, else over the test pipeline;
+    token classification: seqeval's entity scores on the test sentences."""
+    if data.test_table is not None:
+        from tfptm.jobs.tokens import tagged_test_metrics
+
+        return tagged_test_metrics(model, data)
     if data.x_test is not None:
         return tfptm.evaluate(model, data.x_test, data.y_test, data.class_names)
     outputs, labels = [], []
@@ -156,6 +166,12 @@ def recipe_tokenizer(recipe, run_dir=None):
 
         tokenizer = _single_text_tokenizer(recipe, run_dir)
         return None if tokenizer is None else pair_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
+    if recipe.head.task == TOKEN_CLASSIFICATION:  # the word tokenizer trained with (words, pieces, offsets)
+        from tfptm.jobs.data import DEFAULT_MAX_LENGTH
+        from tfptm.tasks.tokens import word_tokenizer
+
+        tokenizer = _single_text_tokenizer(recipe, run_dir)
+        return None if tokenizer is None else word_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
     return _single_text_tokenizer(recipe, run_dir)
 
 

@@ -10,9 +10,9 @@ import dataclasses
 import tfptm
 from tfptm.errors import TfptmError
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes
+from tfptm.recipes.schema import TABLE_SOURCES, TOKEN_CLASSIFICATION  # noqa: F401  (TABLE_SOURCES: tfptm.jobs.data's)
 
 DEFAULT_MAX_LENGTH = 128
-TABLE_SOURCES = ("csv", "jsonl")  # sources whose labels may be lists (multilabel) or numbers (regression)
 
 
 def read_text_splits(data, seed, task="multiclass"):
@@ -23,6 +23,10 @@ def read_text_splits(data, seed, task="multiclass"):
     """
     if data.text_pair_column is not None:
         return read_pair_splits(data, seed)
+    if task == TOKEN_CLASSIFICATION:
+        from tfptm.jobs.tokens import read_tagged_splits
+
+        return read_tagged_splits(data, seed)
     columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
     return _train_and_test(lambda path, **kw: tfptm.data.read_text_table(path, **columns, **kw), data, seed,
                            classes=task != "regression")

@@ -37,7 +37,7 @@ from tfptm.progress import Progress
 from tfptm.jobs.data import LOADERS, check_data_agrees, load_recipe_data, read_text_splits
 from tfptm.jobs.distill import DISTILLERS, distillation_section
 from tfptm.jobs.embed import run_embedding_recipe
-from tfptm.jobs.export import check_raw_pairs
+from tfptm.jobs.export import check_raw_strings
 from tfptm.jobs.fit import STAGES, carry_files, claimed_work_dir, fit_recipe, prepare_model
 from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, test_metrics
 from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretrained_artifact
@@ -93,8 +93,8 @@ def export(recipe, model, data, base_dir):
         check_data=(x_test, y_test) if section.parity else None, int8_io=section.int8_io,
         metadata={"task": recipe.head.task, "recipe": recipe.name, "image_scale": scale},
     )
-    if section.parity and data.test_texts is not None:  # text pairs: raw_text_pairs against Keras on the same pairs
-        check_raw_pairs(summary, model, data.tokenizer, *data.test_texts)
+    if section.parity and data.test_texts is not None:  # raw strings: the SavedModel's against Keras on the same texts
+        check_raw_strings(summary, model, data.tokenizer, data.class_names, data.test_texts)
     return summary["artifacts"], summary["parity"], summary["sizes"]
 
 
@@ -158,7 +158,7 @@ def prepare(recipe, strategy, progress, verbose=0, work=None):
             progress("tokenizing the texts")
             data = load_recipe_data(recipe, backbone, tokenizer, splits)
         progress(f"{data.num_train} training, {data.num_validation} validation and {data.num_test} test examples, "
-                 f"{len(data.class_names)} classes")
+                 f"{len(data.class_names)} {'tags' if data.test_table is not None else 'classes'}")
         model = build(recipe, backbone, data.class_names, sample_shape(data))
         prepare_model(recipe, model)
     return data, model, metrics

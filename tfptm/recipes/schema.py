@@ -17,21 +17,28 @@ from tfptm.recipes import checks as c
 
 REQUIRED = object()  # default of a field the recipe must give
 
-DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl", "text")
+DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl", "text", "conll", "squad")
 TEXT_SOURCES = ("csv", "jsonl", "tfds", "text")
 CORPUS_SOURCES = ("text",)  # unlabelled documents: only for language-model pre-training
-TEXT_FILE_SOURCES = ("csv", "jsonl")
+TABLE_SOURCES = ("csv", "jsonl")  # tables of texts and labels (lists of labels: multilabel; numbers: regression)
+TEXT_FILE_SOURCES = TABLE_SOURCES + ("conll", "squad")  # text files, tokenized by the backbone's own tokenizer
 IMAGE_SOURCES = ("image_folder", "tfds")
 ARRAY_SOURCES = ("digits", "arrays")
 PATH_SOURCES = {"arrays": "a .npz file with x and y", "image_folder": "a directory of class folders",
                 "csv": "a CSV file", "jsonl": "a JSONL file",
-                "text": "a UTF-8 text file with one document per line, or a folder of .txt files"}
+                "text": "a UTF-8 text file with one document per line, or a folder of .txt files",
+                "conll": "a CoNLL file (word TAG per line, a blank line between sentences)",
+                "squad": "a SQuAD-style JSON file (data/paragraphs/context/qas)"}
 # The allowed values below are spelt out so that validation needs no TensorFlow; their owners are tfptm.heads (TASKS,
 # POOLINGS), tfptm.jobs.fit.STAGES, tfptm.training (optimizers, DECAYS, distribute.STRATEGIES, precision.POLICIES),
 # tfptm.export.litert.QUANTIZATIONS and tfptm.jobs.pretrain.PRETRAINERS; tests/test_package_layout.py keeps them equal.
 TASKS = ("multiclass", "binary", "multilabel", "regression")
 EMBEDDING = "embedding"  # head.task of sentence-embedding recipes (tfptm.tasks.embeddings): no tfptm.Head, vectors
-HEAD_TASKS = TASKS + (EMBEDDING,)
+TOKEN_CLASSIFICATION = "token_classification"  # a tag per word (tfptm.tasks.tokens): conll or jsonl data
+QUESTION_ANSWERING = "question_answering"  # extractive QA (tfptm.tasks.spans): squad data
+TOKEN_TASKS = (TOKEN_CLASSIFICATION, QUESTION_ANSWERING)
+TOKEN_TASK_SOURCES = {TOKEN_CLASSIFICATION: ("conll", "jsonl"), QUESTION_ANSWERING: ("squad",)}
+HEAD_TASKS = TASKS + (EMBEDDING,) + TOKEN_TASKS
 EMBEDDING_POOLINGS = {"avg": "mean", "first": "cls"}  # head.pooling -> tfptm.tasks.embeddings.POOLINGS
 EMBEDDING_STRATEGIES = ("full", "feature_extraction")  # contrastive fine-tuning of every weight, or none
 POOLINGS = ("avg", "max", "flatten", "first")
@@ -63,7 +70,8 @@ def section(cls, doc, optional=False):
 class Data:
     """Where the examples come from and how they are split and batched."""
 
-    source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, jsonl, text (pre-training corpus)")
+    source: str = field("digits", c.choice(*DATA_SOURCES), "digits (bundled), arrays (.npz), image_folder, tfds, csv, "
+                        "jsonl, text (pre-training corpus), conll (tagged words), squad (question answering)")
     path: str | None = field(None, c.optional(c.text), "file or directory for arrays, image_folder, csv, jsonl; tfds: the prepared data_dir")
     test_path: str | None = field(None, c.optional(c.text), "a separate test file/directory (else test_fraction is split off)")
     name: str | None = field(None, c.optional(c.text), "TFDS data set name (source tfds)")
@@ -81,6 +89,10 @@ class Data:
                                          "the examples are text pairs); head.task embedding: the positive (required)")
     negative_column: str | None = field(None, c.optional(c.text), "head.task embedding: a hard negative per row (optional)")
     label_column: str = field("label", c.text, "label field (csv, jsonl, tfds); not read by head.task embedding")
+    tokens_key: str = field("tokens", c.text, "head.task token_classification, jsonl: the key of each line's list of words")
+    tags_key: str = field("tags", c.text, "head.task token_classification, jsonl: the key of each line's list of tags")
+    doc_stride: int = field(128, c.positive_int, "head.task question_answering: context pieces between the starts "
+                            "of two windows of a long context")
     max_length: int | None = field(None, c.optional(c.positive_int), "most tokens per text example (default 128); batches pad to their longest")
     length_buckets: bool = field(True, c.boolean, "text: batch training texts of similar length together (less padding, faster)")
     augment: bool = field(False, c.boolean, "image_folder, tfds: random flips, rotations and zooms of training images")
@@ -100,7 +112,8 @@ class Head:
     """The task head (see tfptm.Head)."""
 
     task: str = field("multiclass", c.choice(*HEAD_TASKS), "what the model predicts; embedding: a sentence-embedding "
-                      "model (vectors, no classes) fine-tuned contrastively on (text, text_pair) rows")
+                      "model (vectors, no classes) fine-tuned contrastively on (text, text_pair) rows; "
+                      "token_classification: a tag per word; question_answering: an answer span of a context")
     num_classes: int | None = field(None, c.optional(c.positive_int), "output classes (default: from the data)")
     pooling: str = field("avg", c.choice(*POOLINGS), "how features become one vector (embedding: avg = mean of the "
                          "real tokens, first = [CLS])")
@@ -113,6 +126,7 @@ class Head:
                          "(sentence-transformers' 20)")
     recall_at: tuple = field((1, 10), c.list_of(c.positive_int, unique=True), "embedding: the k of recall@k on "
                              "the held-out pairs")
+    max_answer_length: int = field(30, c.positive_int, "question_answering: most word pieces in a predicted answer")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -203,6 +203,7 @@ def _cross_checks(recipe, source):
              "objective mlm or causal_lm; expected labelled data (csv, jsonl, ...)")
     head, tune, export = recipe.head, recipe.finetune, recipe.export
     _check_pairs(recipe, fail)
+    _check_token_tasks(recipe, fail)
     if head.task in ("multiclass", "multilabel") and head.num_classes == 1:
         fail("head.num_classes", f"task {head.task!r} needs num_classes >= 2, got 1 (use task 'binary' for one output)")
     if head.task == "binary" and head.num_classes not in (None, 1, 2):
@@ -220,7 +221,7 @@ def _cross_checks(recipe, source):
         fail("export.representative_data", "int8 TFLite needs a representative data source ('train' or 'test'); got null")
     if export.int8_io and "int8" not in export.tflite:
         fail("export.int8_io", "int8_io needs 'int8' in export.tflite")
-    if head.task in ("multilabel", "regression") and recipe.data.source not in s.TEXT_FILE_SOURCES:
+    if head.task in ("multilabel", "regression") and recipe.data.source not in s.TABLE_SOURCES:
         fail("head.task", f"task {head.task!r} reads lists of labels or numbers from a csv or jsonl table; "
              f"data.source {recipe.data.source!r} holds class labels, expected csv or jsonl")
     if head.task == "regression" and tune.monitor and "accuracy" in tune.monitor:
@@ -245,7 +246,7 @@ def _check_pairs(recipe, fail):
     data, head, tune = recipe.data, recipe.head, recipe.finetune
     embedding = head.task == s.EMBEDDING
     if data.text_pair_column is not None or embedding:
-        if data.source not in s.TEXT_FILE_SOURCES:
+        if data.source not in s.TABLE_SOURCES:
             what = "task 'embedding'" if embedding else "text_pair_column"
             fail("data.source", f"{what} reads text pairs from a csv or jsonl table; expected source csv or jsonl, "
                  f"got {data.source!r}")
@@ -276,6 +277,27 @@ def _check_pairs(recipe, fail):
     for section in ("pretrain", "distill"):
         if getattr(recipe, section) is not None:
             fail(section, f"task 'embedding' has no {section} step yet; expected no {section} section")
+
+
+def _check_token_tasks(recipe, fail):
+    """Token classification (conll or jsonl words and tags) and question answering (squad) recipes."""
+    data, head = recipe.data, recipe.head
+    sources = s.TOKEN_TASK_SOURCES.get(head.task)
+    if sources is None:
+        if data.source in ("conll", "squad"):
+            wanted = s.TOKEN_CLASSIFICATION if data.source == "conll" else s.QUESTION_ANSWERING
+            fail("head.task", f"data.source {data.source!r} holds {'tagged words' if data.source == 'conll' else 'questions and answers'}; "
+                 f"expected head.task {wanted!r}, got {head.task!r}")
+        return
+    if data.source not in sources:
+        fail("data.source", f"task {head.task!r} reads {' or '.join(sources)} files; got {data.source!r}")
+    if data.text_pair_column is not None:
+        fail("data.text_pair_column", f"task {head.task!r} reads its own file layout; expected null")
+    if recipe.pretrain is not None:
+        fail("pretrain", f"task {head.task!r} fine-tunes a pre-trained checkpoint; expected no pretrain section "
+             "(pre-train with another recipe, then use its RUN/pretrained as backbone.name)")
+    if recipe.distill is not None and head.task == s.QUESTION_ANSWERING:
+        fail("distill", "task 'question_answering' has no distillation yet; expected no distill section")
 
 
 def _check_data(data, where, fail):
