@@ -151,15 +151,22 @@ class WordPieces(keras.layers.Layer):
         return tf.strings.regex_replace(words, r"\p{Mn}", "")
 
     def pieces_of_words(self, words):
-        """Piece ids `(..., pieces)` (ragged, int32) of words already split, e.g. a `(words,)` string tensor."""
-        pieces = self._wordpiece().tokenize(self.normalize(words))
-        return tf.cast(pieces, tf.int32)
+        """Piece ids `(words, pieces)` (ragged, int32) of a `(words,)` string tensor of words already split.
+
+        A given word holding punctuation (a CoNLL word such as `max_iter` or
+        `U.S.`) is split as `split_words` would split it first, and the pieces
+        of its parts are its pieces, as they would be in running text.
+        """
+        parts, _, _ = _SPLITTER.split_with_offsets(tf.reshape(tf.convert_to_tensor(words, dtype=tf.string), [-1]))
+        pieces = self._wordpiece().tokenize(self.normalize(parts))  # (words, parts, pieces)
+        return tf.cast(pieces.merge_dims(1, 2), tf.int32)
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, dtype=tf.string), [-1])
         # Split on the original string (no normalisation), so offsets point into what the caller sent.
         words, starts, ends = _SPLITTER.split_with_offsets(texts)
-        return {"piece_ids": self.pieces_of_words(words), "word_starts": starts, "word_ends": ends}
+        pieces = self._wordpiece().tokenize(self.normalize(words))  # (batch, words, pieces)
+        return {"piece_ids": tf.cast(pieces, tf.int32), "word_starts": starts, "word_ends": ends}
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase,
@@ -214,8 +221,8 @@ def words_to_pieces(pieces_layer, sentences):
 
     Example:
     >>> layer = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fit", "x", "##s"])
-    >>> words_to_pieces(layer, [["fit", "xs"], ["x"]])
-    [[[4], [5, 6]], [[5]]]
+    >>> words_to_pieces(layer, [["fit", "xs"], ["x"], ["fit(x)"]])
+    [[[4], [5, 6]], [[5]], [[4, 1, 5, 1]]]
     """
     flat = [word for words in sentences for word in words]
     if not flat:

@@ -31,7 +31,9 @@ def predict(artifact, inputs, top_k=3):
             versions (the highest is used, as TF Serving does), or a `.tflite`
             file with its `.labels.txt` and `.json` metadata beside it.
         inputs: image file paths (JPEG, PNG, GIF, BMP) for an image model,
-            lines of text for a text model with a `raw_text` signature, or
+            lines of text for a text model with a `raw_text` signature (a
+            token classifier gives its entities, `"TYPE: text [start:end]"`
+            with their scores, all of them, in text order), or
             text pairs `"text_a<TAB>text_b"` for a pair model with a
             `raw_text_pairs` signature.
         top_k: how many labels to return per input.
@@ -62,12 +64,23 @@ def predict(artifact, inputs, top_k=3):
             f"Artifact {str(path)!r} does not exist or is not an export; expected a SavedModel directory "
             "(<base>/<name>/ or <base>/<name>/<version>/) or a .tflite file"
         )
+    if task == "token_classification":  # the entities found, in text order
+        return outputs
     if task == "regression":  # every predicted value, by name
         return [[(name, round(float(v), 6)) for name, v in zip(labels, row)] for row in np.asarray(outputs)]
     if task == "multilabel":  # the labels present (probability >= 0.5), best first
         return [[(label, score) for label, score in row if score >= THRESHOLD]
                 for row in top_labels(outputs, labels, len(labels))]
     return top_labels(outputs, labels, top_k)
+
+
+def entity_predictions(served):
+    """`[[("TYPE: text [start:end]", score), ...], ...]` from a token classifier's `raw_text` outputs: the entities
+    of each text in order, with character offsets (end exclusive) and the mean tag probability of their words."""
+    texts, types = served["entity_texts"].numpy(), served["entity_types"].numpy()
+    starts, ends, scores = served["entity_starts"].numpy(), served["entity_ends"].numpy(), served["entity_scores"].numpy()
+    return [[(f"{types[i, j].decode()}: {texts[i, j].decode()} [{starts[i, j]}:{ends[i, j]}]", round(float(scores[i, j]), 6))
+             for j in range(int(n))] for i, n in enumerate(served["num_entities"].numpy())]
 
 
 def top_labels(probabilities, labels, top_k=3):
@@ -123,6 +136,8 @@ def _run_saved_model(path, inputs):
         served = signatures[RAW_TEXT_PAIRS](text_a=tf.constant(texts_a), text_b=tf.constant(texts_b))
     elif "raw_text" in signatures:
         served = signatures["raw_text"](text=tf.constant(inputs))
+        if "entity_texts" in served:  # a token classifier (tfptm.tasks.tokens): its entities, not labels
+            return entity_predictions(served), None, "token_classification"
     elif _string_input(signatures.get("serving_default")):  # a model on raw strings (a TF Hub text module inside)
         served = signatures["serving_default"](**{_string_input(signatures["serving_default"]): tf.constant(inputs)})
     else:
