@@ -15,7 +15,7 @@ parity (`compare_outputs`), which `tfptm.export.export_checked` calls through
 import importlib
 
 #: the modules of the token-level tasks, by task name (each has TASK, OUTPUT, serving_archive, compare_outputs)
-TOKEN_TASK_MODULES = {"token_classification": "tfptm.tasks.tokens"}
+TOKEN_TASK_MODULES = {"token_classification": "tfptm.tasks.tokens", "question_answering": "tfptm.tasks.spans"}
 
 
 def token_task(model):
