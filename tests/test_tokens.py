@@ -56,20 +56,23 @@ def test_graph_split_is_split_words_on_real_docstrings(minilm_pieces):
 
 
 def test_align_labels_first_pieces_only_and_cuts_whole_words():
+    index = {name: i for i, name in enumerate(TAGS)}
     # words: "the" (1 piece), "axis" split as "axi ##s" (2 pieces), "result" (1); max_length 5 leaves room for 3 pieces
-    ids, labels, words = align([[5], [6, 14], [10]], [0, 1, 0], max_length=5, cls_id=2, sep_id=3)
+    ids, labels, words = align([[[5]], [[6, 14]], [[10]]], ["O", "B-PARAM", "O"], 5, 2, 3, index)
     assert ids == [2, 5, 6, 14, 3] and labels == [IGNORE, 0, 1, IGNORE, IGNORE] and words == [-1, 0, 1, 1, -1]
     # the third word does not fit: it is left out whole, and predicted O later
     assert word_predictions([9, 0, 1, 2, 9], words, num_words=3) == [0, 1, None]
 
 
-def test_encode_tagged_counts_truncated_words_and_pads_labels_with_ignore():
+def test_encode_tagged_labels_each_part_of_a_word_and_counts_truncated_words():
     pieces = WordPieces(VOCABULARY)
-    arrays = encode_tagged([["the", "max_iter", "."], ["axis"]], [[0, 1, 0], [1]], pieces, max_length=6)
-    # "max_iter" is one CoNLL word of three pieces (max, _, iter), cut as running text would be: only its first
-    # piece is labelled
+    arrays = encode_tagged([["the", "max_iter", "."], ["axis"]], [["O", "B-PARAM", "O"], ["B-PARAM"]], pieces,
+                           max_length=6, tag_names=TAGS)
+    # "max_iter" is one CoNLL word but three served words (max, _, iter): each part's first piece is labelled,
+    # B-PARAM then I-PARAM, so the model learns what raw_text will ask of it
     assert arrays.x["token_ids"].tolist() == [[2, 5, 16, 17, 18, 3], [2, 6, 3, 0, 0, 0]]
-    assert arrays.labels.tolist() == [[IGNORE, 0, 1, IGNORE, IGNORE, IGNORE], [IGNORE, 1] + [IGNORE] * 4]
+    assert arrays.labels.tolist() == [[IGNORE, 0, 1, 2, 2, IGNORE], [IGNORE, 1] + [IGNORE] * 4]
+    assert arrays.word_ids.tolist()[0] == [-1, 0, 1, 1, 1, -1]
     assert arrays.num_truncated_words == 1  # "." did not fit
     assert arrays.x["padding_mask"].sum(axis=1).tolist() == [6, 3]
 
@@ -137,18 +140,16 @@ def _sentences(count=48):
     rng = random.Random(1)
     sentences, tags = [], []
     for _ in range(count):
-        name = rng.choice([["axis"], ["dtype"], ["max", "_", "iter"]])
-        words = ["the", *name, "argument", "sets", "the", "result", ";", "see", "cafe", "."]
-        sentences.append(words)
-        tags.append(["O", "B-PARAM"] + ["I-PARAM"] * (len(name) - 1) + ["O"] * 8)
+        name = rng.choice(["axis", "dtype", "max_iter"])  # max_iter: one given word, three served words
+        sentences.append(["the", name, "argument", "sets", "the", "result", ";", "see", "cafe", "."])
+        tags.append(["O", "B-PARAM"] + ["O"] * 8)
     return sentences, tags
 
 
 def test_training_moves_only_labelled_pieces_loss_and_learns(tmp_path):
     pieces = WordPieces(VOCABULARY)
     sentences, tags = _sentences()
-    ids = [[TAGS.index(t) for t in row] for row in tags]
-    arrays = encode_tagged(sentences, ids, pieces, max_length=32)
+    arrays = encode_tagged(sentences, tags, pieces, 32, TAGS)
     model = _tiny_tagger()
     # labels on continuation pieces must not matter: the loss is the same whatever they say
     scrambled = arrays.labels.copy()
@@ -164,7 +165,7 @@ def test_training_moves_only_labelled_pieces_loss_and_learns(tmp_path):
 def test_export_raw_text_tags_entities_with_character_offsets(tmp_path):
     pieces = WordPieces(VOCABULARY)
     sentences, tags = _sentences()
-    arrays = encode_tagged(sentences, [[TAGS.index(t) for t in row] for row in tags], pieces, max_length=32)
+    arrays = encode_tagged(sentences, tags, pieces, 32, TAGS)
     model = _tiny_tagger()
     model.fit(arrays.x, arrays.labels, epochs=25, batch_size=16, verbose=0)
     tokenizer = word_tokenizer(pieces, max_length=32)

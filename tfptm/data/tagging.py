@@ -7,9 +7,18 @@ the tags are aligned to them with the usual rule (as BERT's NER recipe and
 Hugging Face's `run_ner` do): **the first piece of each word carries the
 word's tag; the other pieces, `[CLS]`, `[SEP]` and padding get `IGNORE` (-1),
 which the loss and the token accuracy skip** (`tfptm.tasks.tokens`). A
-word's predicted tag is its first piece's. Sentences longer than
-`max_length - 2` pieces are cut; the words cut off are counted
-(`num_truncated_words`) and predicted `O` when scoring.
+word's predicted tag is its first piece's.
+
+One refinement keeps training and serving alike: a served text is split into
+words by BERT's rule (`tfptm.data.words.split_words`: every punctuation
+character apart), so a given word holding punctuation (`max_iter`, `U.S.`)
+is several served words. Such a word's parts each get a first-piece label:
+the word's tag on the first part and its continuation on the others
+(`part_tags`: `B-X` then `I-X`; in BIOES `S-X` becomes `B-X ... E-X`), so the
+model learns to tag every word it will be served; the word is scored by its
+first part. Sentences longer than `max_length - 2` pieces are cut between
+words; the words cut off are counted (`num_truncated_words`) and predicted
+`O` when scoring.
 
 Files:
 - CoNLL (`.conll`, `.txt`, `.tsv`, or `format="conll"`): one word per line,
@@ -23,7 +32,7 @@ Example:
 >>> _ = open(path, "w").write("-DOCSTART- O\\n\\nJohn B-PER\\nlives O\\nin O\\nNew B-LOC\\nYork I-LOC\\n")
 >>> table = read_tagged(path)
 >>> table.sentences, table.tag_names, table.scheme
-([['John', 'lives', 'in', 'New', 'York']], ['O', 'B-LOC', 'B-PER', 'I-LOC'], 'BIO')
+([['John', 'lives', 'in', 'New', 'York']], ['O', 'B-LOC', 'I-LOC', 'B-PER', 'I-PER'], 'BIO')
 >>> entities(table.tags[0])
 [('PER', 0, 1), ('LOC', 3, 5)]
 """
@@ -64,11 +73,6 @@ class TagTable:
     def class_names(self):
         """The tag names: what the model's outputs are, as a classifier's class names are."""
         return self.tag_names
-
-    def tag_ids(self):
-        """Each sentence's tags as ids (lists of ints)."""
-        index = {name: i for i, name in enumerate(self.tag_names)}
-        return [[index[tag] for tag in tags] for tags in self.tags]
 
     def split(self, fraction, seed=0):
         """`(rest, held_out)`: `fraction` of the sentences held out at random (the same for a seed)."""
@@ -129,7 +133,7 @@ def read_tagged(path, format=None, tokens_key="tokens", tags_key="tags", scheme=
     scheme = scheme or detect_scheme(tags)
     for where_tags in tags:
         check_tags(where_tags, scheme, str(path))
-    names = list(tag_names) if tag_names is not None else tag_vocabulary(tags)
+    names = list(tag_names) if tag_names is not None else tag_vocabulary(tags, scheme)
     return TagTable(sentences, tags, names, scheme, skipped)
 
 
@@ -207,15 +211,31 @@ def check_tags(tags, scheme, where="tags"):
             raise TfptmError(f"{where}: tag {tag!r} is not a {scheme} tag; expected O or {shown}")
 
 
-def tag_vocabulary(tags):
-    """The tag names of tagged sentences: `O` first, then sorted by prefix and type (ids follow this order).
+def tag_vocabulary(tags, scheme="BIO"):
+    """The tag names of tagged sentences: `O`, then every prefix of `scheme` for each type found, by type (ids follow
+    this order). Every prefix is there even when the data lacks it: a word split into parts needs `I-` (`part_tags`).
 
     Example:
-    >>> tag_vocabulary([["B-PER", "I-PER", "O"], ["B-LOC"]])
-    ['O', 'B-LOC', 'B-PER', 'I-PER']
+    >>> tag_vocabulary([["B-PER", "O"], ["B-LOC"]])
+    ['O', 'B-LOC', 'I-LOC', 'B-PER', 'I-PER']
     """
-    found = {tag for sentence in tags for tag in sentence} - {"O"}
-    return ["O"] + sorted(found)
+    types = sorted({tag[2:] for sentence in tags for tag in sentence if tag != "O"})
+    return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in SCHEMES[scheme]]
+
+
+def part_tags(tag, parts):
+    """The tags of the `parts` served words one given word is split into: its tag carried over as one entity.
+
+    Example:
+    >>> part_tags("B-X", 3), part_tags("S-X", 3), part_tags("E-X", 2), part_tags("O", 2), part_tags("I-X", 1)
+    (['B-X', 'I-X', 'I-X'], ['B-X', 'I-X', 'E-X'], ['I-X', 'E-X'], ['O', 'O'], ['I-X'])
+    """
+    if parts <= 1 or tag == "O":
+        return [tag] * max(parts, 1)
+    prefix, kind = tag[0], tag[2:]
+    first = {"B": "B", "I": "I", "S": "B", "E": "I"}[prefix]
+    last = {"B": "I", "I": "I", "S": "E", "E": "E"}[prefix]
+    return [f"{first}-{kind}"] + [f"I-{kind}"] * (parts - 2) + [f"{last}-{kind}"]
 
 
 def entities(tags):
@@ -231,30 +251,34 @@ def entities(tags):
     return [(kind, start, end + 1) for kind, start, end in get_entities(list(tags))]
 
 
-def align(word_pieces, word_tags, max_length, cls_id, sep_id):
-    """One sentence's pieces packed as `[CLS] pieces [SEP]`, with labels on first pieces: `(ids, labels, word_ids)`.
+def align(word_parts, word_tags, max_length, cls_id, sep_id, tag_index=None):
+    """One sentence packed as `[CLS] pieces [SEP]`, with labels on first pieces: `(ids, labels, word_ids)`.
 
-    `word_pieces` holds each word's piece ids; `word_tags` each word's tag id
-    (or `None` when unknown, e.g. at prediction time: every label is then
-    `IGNORE`). `labels[i]` is the word's tag on its first piece and `IGNORE`
-    elsewhere; `word_ids[i]` is the word a piece belongs to (-1 for `[CLS]`,
-    `[SEP]`). A word that does not fit in `max_length` (with `[CLS]` and
-    `[SEP]`) is left out whole, with every word after it; a word with no
-    pieces (only accents, say) has no first piece, so no label: scoring
-    predicts it `O`.
+    `word_parts` holds, per word, its parts' piece ids (`words_to_pieces`);
+    `word_tags` each word's tag name (or `None` when unknown, e.g. at
+    prediction time: every label is then `IGNORE`), and `tag_index` maps tag
+    names to ids. Each part's first piece is labelled (`part_tags`: the
+    word's tag, then its continuation), every other piece is `IGNORE`;
+    `word_ids[i]` is the word a piece belongs to (-1 for `[CLS]`, `[SEP]`).
+    A word that does not fit in `max_length` (with `[CLS]` and `[SEP]`) is
+    left out whole, with every word after it; a word with no pieces (only
+    accents, say) has no first piece, so no label: scoring predicts it `O`.
 
-    Example:
-    >>> align([[7], [8, 9], [10]], [1, 2, 0], max_length=5, cls_id=2, sep_id=3)
-    ([2, 7, 8, 9, 3], [-1, 1, 2, -1, -1], [-1, 0, 1, 1, -1])
+    Example (word 1 is one part of two pieces; word 2, `max_iter`, three parts; word 3 does not fit):
+    >>> index = {"O": 0, "B-P": 1, "I-P": 2}
+    >>> align([[[7]], [[8, 9]], [[10], [11], [12]], [[13]]], ["O", "B-P", "B-P", "O"], 8, 2, 3, index)
+    ([2, 7, 8, 9, 10, 11, 12, 3], [-1, 0, 1, -1, 1, 2, 2, -1], [-1, 0, 1, 1, 2, 2, 2, -1])
     """
     ids, labels, word_ids = [cls_id], [IGNORE], [-1]
-    for w, pieces in enumerate(word_pieces):
-        if len(ids) + len(pieces) > max_length - 1:
+    for w, parts in enumerate(word_parts):
+        if len(ids) + sum(map(len, parts)) > max_length - 1:
             break
-        for k, piece in enumerate(pieces):
-            ids.append(int(piece))
-            labels.append(IGNORE if k or word_tags is None else int(word_tags[w]))
-            word_ids.append(w)
+        tags = part_tags(word_tags[w], len(parts)) if word_tags is not None else [None] * len(parts)
+        for part, tag in zip(parts, tags):
+            for k, piece in enumerate(part):
+                ids.append(int(piece))
+                labels.append(IGNORE if k or tag is None else int(tag_index[tag]))
+                word_ids.append(w)
     return ids + [sep_id], labels + [IGNORE], word_ids + [-1]
 
 
@@ -272,15 +296,16 @@ class TaggedArrays:
         return len(self.labels)
 
 
-def encode_tagged(sentences, tag_ids, pieces_layer, max_length):
-    """Sentences (lists of words) and their tag ids (or `None`) as `TaggedArrays`, padded to the longest.
+def encode_tagged(sentences, tags, pieces_layer, max_length, tag_names=None):
+    """Sentences (lists of words) and their tags (lists of tag names, or `None`) as `TaggedArrays`, padded to the
+    longest; `tag_names` (the model's tags, ids in this order) is needed with `tags`.
 
     `pieces_layer` is a `tfptm.data.words.WordPieces` (`word_pieces(tokenizer)`).
 
     Example:
     >>> from tfptm.data.words import WordPieces
     >>> layer = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "john", "lives", "here", "##s"])
-    >>> arrays = encode_tagged([["John", "lives"], ["here"]], [[1, 0], [0]], layer, max_length=8)
+    >>> arrays = encode_tagged([["John", "lives"], ["here"]], [["B-PER", "O"], ["O"]], layer, 8, ["O", "B-PER", "I-PER"])
     >>> arrays.x["token_ids"].tolist(), arrays.labels.tolist()
     ([[2, 4, 5, 3], [2, 6, 3, 0]], [[-1, 1, 0, -1], [-1, 0, -1, -1]])
     """
@@ -288,8 +313,11 @@ def encode_tagged(sentences, tag_ids, pieces_layer, max_length):
 
     if max_length < 3:
         raise TfptmError(f"encode_tagged: max_length {max_length}; expected at least 3 ([CLS], a piece, [SEP])")
+    if tags is not None and tag_names is None:
+        raise TfptmError("encode_tagged: tags given without tag_names; expected the model's tag names")
+    index = {name: i for i, name in enumerate(tag_names or [])}
     pieces = words_to_pieces(pieces_layer, sentences)
-    packed = [align(p, None if tag_ids is None else tag_ids[i], max_length, pieces_layer.cls_id, pieces_layer.sep_id)
+    packed = [align(p, None if tags is None else tags[i], max_length, pieces_layer.cls_id, pieces_layer.sep_id, index)
               for i, p in enumerate(pieces)]
     width = longest([ids for ids, _, _ in packed])
     token_ids = pad_rows([ids for ids, _, _ in packed], width, pieces_layer.pad_id)

@@ -99,7 +99,8 @@ class WordPieces(keras.layers.Layer):
     each word is then case-folded and stripped of accents when `lowercase`,
     and cut into the longest vocabulary pieces (`##` marks a continuation; a
     word that cannot be cut is `[UNK]`). `pieces_of_words(words)` does the
-    second half for words already split (word-level data such as CoNLL files).
+    second half for words already split (word-level data such as CoNLL files),
+    keeping the parts a word holding punctuation splits into.
 
     Args:
         vocabulary: the WordPiece vocabulary, a list of strings (index = id).
@@ -133,9 +134,10 @@ class WordPieces(keras.layers.Layer):
         if self._table is None:
             import tensorflow_text as tf_text
 
-            keys = tf.constant(self.vocabulary)
-            initializer = tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(self.vocabulary), dtype=tf.int64))
-            self._table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+            with tf.init_scope():  # the table lives outside any function being traced (an export), usable eagerly after
+                keys = tf.constant(self.vocabulary)
+                initializer = tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(self.vocabulary), dtype=tf.int64))
+                self._table = tf.lookup.StaticHashTable(initializer, default_value=-1)
             self._tokenizer = tf_text.WordpieceTokenizer(
                 self._table, token_out_type=tf.int64, unknown_token=self.special_tokens[1],
                 max_bytes_per_word=4 * self.max_chars_per_word)
@@ -151,15 +153,14 @@ class WordPieces(keras.layers.Layer):
         return tf.strings.regex_replace(words, r"\p{Mn}", "")
 
     def pieces_of_words(self, words):
-        """Piece ids `(words, pieces)` (ragged, int32) of a `(words,)` string tensor of words already split.
+        """Piece ids `(words, parts, pieces)` (ragged, int32) of a `(words,)` string tensor of words already split.
 
         A given word holding punctuation (a CoNLL word such as `max_iter` or
-        `U.S.`) is split as `split_words` would split it first, and the pieces
-        of its parts are its pieces, as they would be in running text.
+        `U.S.`) has several parts, split as `split_words` splits running text
+        (`max`, `_`, `iter`): the words a SavedModel's `raw_text` sees.
         """
         parts, _, _ = _SPLITTER.split_with_offsets(tf.reshape(tf.convert_to_tensor(words, dtype=tf.string), [-1]))
-        pieces = self._wordpiece().tokenize(self.normalize(parts))  # (words, parts, pieces)
-        return tf.cast(pieces.merge_dims(1, 2), tf.int32)
+        return tf.cast(self._wordpiece().tokenize(self.normalize(parts)), tf.int32)
 
     def call(self, texts):
         texts = tf.reshape(tf.convert_to_tensor(texts, dtype=tf.string), [-1])
@@ -216,13 +217,13 @@ def word_pieces(tokenizer):
 
 
 def words_to_pieces(pieces_layer, sentences):
-    """Piece ids of each word of each sentence (lists of words), computed by `pieces_layer` in one batch:
-    a list (sentences) of lists (words) of lists of ids.
+    """The parts and piece ids of each word of each sentence (lists of words), computed by `pieces_layer` in one
+    batch: per sentence, per word, a list of parts, each a list of piece ids (`WordPieces.pieces_of_words`).
 
     Example:
-    >>> layer = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fit", "x", "##s"])
-    >>> words_to_pieces(layer, [["fit", "xs"], ["x"], ["fit(x)"]])
-    [[[4], [5, 6]], [[5]], [[4, 1, 5, 1]]]
+    >>> layer = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "fit", "x", "##s", "(", ")"])
+    >>> words_to_pieces(layer, [["fit", "xs"], ["fit(x)"]])
+    [[[[4]], [[5, 6]]], [[[4], [7], [5], [8]]]]
     """
     flat = [word for words in sentences for word in words]
     if not flat:

@@ -23,6 +23,7 @@ Example:
 from pathlib import Path
 
 from tfptm.errors import TfptmError
+from tfptm.files import write_json_atomic
 from tfptm.export.exporter import FORMATS, export_checked
 from tfptm.export.litert import QUANTIZATIONS
 from tfptm.export.parity import checked_inputs
@@ -81,8 +82,9 @@ def export_run(
     )
     kind = raw_text_kind(tokenizer)
     texts = run_texts(path.parent, kind) if kind else None
-    if texts is not None:
+    if texts is not None and "saved_model" in summary["artifacts"]:  # the raw-string check joins the export's record
         check_raw_strings(summary, model, tokenizer, class_names or facts.get("class_names"), texts)
+        write_json_atomic(Path(export_dir) / f"{model_name}.export.json", {**record, **summary})
     return {**record, **summary}
 
 

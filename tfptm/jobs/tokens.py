@@ -9,7 +9,7 @@ Example:
 >>> _ = open(path, "w").write("".join(f"w{i} B-X\\nv O\\n\\n" for i in range(10)))
 >>> train, test = read_tagged_splits(Data(source="conll", path=path), seed=0)
 >>> len(train), len(test), train.tag_names
-(8, 2, ['O', 'B-X'])
+(8, 2, ['O', 'B-X', 'I-X'])
 """
 
 import numpy as np
@@ -26,7 +26,7 @@ def read_tagged_splits(data, seed):
     options = dict(format="conll" if data.source == "conll" else "jsonl", tokens_key=data.tokens_key,
                    tags_key=data.tags_key, strict=data.strict)
     train = read_tagged(data.path, **options)
-    if len(train.tag_names) < 2:
+    if len(train.tag_names) < 2:  # O alone
         raise TfptmError(f"data.path {data.path!r}: every word is tagged O; expected at least one entity tag")
     if data.test_path:
         test = read_tagged(data.test_path, scheme=train.scheme, tag_names=train.tag_names, **options)
@@ -53,7 +53,7 @@ def tagged_data(data, seed, tokenizer=None, splits=None, **_):
         train, validation = train.split(data.validation_fraction, seed)
 
     def batches(table, shuffle):
-        arrays = encode_tagged(table.sentences, table.tag_ids(), served.pieces, served.sequence_length)
+        arrays = encode_tagged(table.sentences, table.tags, served.pieces, served.sequence_length, table.tag_names)
         return trimmed_batches(arrays.x, arrays.labels, data.batch_size, shuffle=shuffle, seed=seed)
 
     return LoadedData(

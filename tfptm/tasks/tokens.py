@@ -25,7 +25,7 @@ The whole path (tests/test_tokens.py runs it on MiniLM):
     backbone, preprocessor = tfptm.backbones.presets.load_preset(minilm_dir)
     pieces = tfptm.data.words.word_pieces(preprocessor)
     train = tfptm.data.tagging.read_tagged("train.conll")
-    arrays = tfptm.data.tagging.encode_tagged(train.sentences, train.tag_ids(), pieces, max_length=128)
+    arrays = tfptm.data.tagging.encode_tagged(train.sentences, train.tags, pieces, 128, train.tag_names)
     model = token_classifier(backbone, num_tags=len(train.tag_names))
     model.fit(arrays.x, arrays.labels, epochs=3)
     token_metrics(model, test.sentences, test.tags, train.tag_names, pieces)      # seqeval scores
@@ -39,7 +39,7 @@ Example (a tiny model):
 >>> backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=8, num_layers=1, hidden_dim=8,
 ...                                intermediate_dim=16, max_sequence_length=16)
 >>> model = token_classifier(backbone, num_tags=3)
->>> arrays = encode_tagged([["John", "lives", "in", "Paris"]], [[1, 0, 0, 2]], pieces, max_length=16)
+>>> arrays = encode_tagged([["John", "lives", "in", "Paris"]], [["B-PER", "O", "O", "B-LOC"]], pieces, 16, ["O", "B-PER", "B-LOC"])
 >>> history = model.fit(arrays.x, arrays.labels, epochs=1, verbose=0)
 >>> model.output.shape, predict_tags(model, [["John", "lives"]], ["O", "B-PER", "B-LOC"], pieces)[0][0] in ("O", "B-PER", "B-LOC")
 ((None, None, 3), True)
