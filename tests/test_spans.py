@@ -240,7 +240,7 @@ def tiny_backbone(length=32):
                                hidden_dim=16, intermediate_dim=32, max_sequence_length=length)
 
 
-def test_span_loss_and_padding_mask():
+def test_span_loss_padding_mask_and_saving(tmp_path):
     uniform = np.zeros((2, 4, 2), "float32")
     assert float(SpanLoss()(np.array([[1, 2], [0, 3]]), uniform)) == pytest.approx(np.log(4), rel=1e-5)
     model = question_answerer(tiny_backbone())
@@ -249,6 +249,9 @@ def test_span_loss_and_padding_mask():
     logits = model.predict(x, verbose=0)
     assert logits.shape == (1, 7, 2) and logits.dtype == np.float32
     assert (logits[0, 5:] == MASK_LOGIT).all() and (np.abs(logits[0, :5]) < 100).all()
+    tfptm.save_model(model, tmp_path / "qa.keras")
+    loaded = keras.saving.load_model(tmp_path / "qa.keras")
+    assert isinstance(loaded.loss, SpanLoss) and np.array_equal(loaded.predict(x, verbose=0), logits)
 
 
 def synthetic(count, rng, filler=0):

@@ -84,7 +84,12 @@ class QATable:
         return len(self.questions)
 
     def select(self, indices):
-        """The questions at `indices`, as a `QATable` (no skips)."""
+        """The questions at `indices`, as a `QATable` (no skips).
+
+        Example:
+        >>> QATable(["a", "b"], ["t", "t"], ["q1", "q2"], ["c", "c"], [[], []]).select([1]).questions
+        ['q2']
+        """
         return QATable(*([column[i] for i in indices] for column in
                          (self.ids, self.titles, self.questions, self.contexts, self.answers)))
 
@@ -115,7 +120,13 @@ class QATable:
         return dataclasses.replace(self.select(rest), skipped=list(self.skipped)), self.select(held)
 
     def summary(self):
-        """Counts for summary.json: questions, contexts, titles, answers, context lengths, skips."""
+        """Counts for summary.json: questions, contexts, titles, answers, context lengths, skips.
+
+        Example:
+        >>> summary = QATable(["a"], ["t"], ["q"], ["Ann ran."], [[{"text": "Ann", "answer_start": 0}]]).summary()
+        >>> summary["num_answers"], summary["max_context_chars"], summary["num_skipped"]
+        (1, 8, 0)
+        """
         lengths = [len(c) for c in self.contexts]
         return {"num_questions": len(self), "num_contexts": len(set(self.contexts)),
                 "num_titles": len(set(self.titles)), "num_answers": sum(map(len, self.answers)),
@@ -325,6 +336,13 @@ def encode_windows(questions, contexts, answers, pieces_layer, max_length=256, d
 
     `pieces_layer` is a `tfptm.data.words.WordPieces` (`word_pieces(tokenizer)`): the same layer splits and cuts
     words here and in the serving signature. See the module docstring for the layout, `doc_stride` and labels.
+
+    Example (an answer inside a word is widened to the word; `ran` is word 1 of the context):
+    >>> from tfptm.data.words import WordPieces
+    >>> pieces = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "who", "?", "ann", "ran"])
+    >>> w = encode_windows(["Who?"], ["Ann ran"], [[{"text": "an", "answer_start": 5}]], pieces, max_length=16)
+    >>> w.x["token_ids"].tolist(), w.x["segment_ids"].tolist(), w.labels.tolist(), w.word_ids.tolist()
+    ([[2, 4, 5, 3, 6, 7, 3]], [[0, 0, 0, 0, 1, 1, 1]], [[5, 5]], [[-1, -1, -1, -1, 0, 1, -1]])
     """
     if len(questions) != len(contexts) or (answers is not None and len(answers) != len(questions)):
         raise TfptmError(f"encode_windows: {len(questions)} questions, {len(contexts)} contexts"

@@ -42,17 +42,17 @@ The whole path (tests/test_spans.py runs it on MiniLM):
     squad_metrics(predict_answers(model, test.questions, test.contexts, tokenizer), test.answers)
     export_question_answerer(model, tokenizer, "export", "qa", test.questions, test.contexts)
 
-Example (a tiny, untrained model):
->>> import tfptm
+Example (decoding made-up logits of one window `[CLS] who ran ? [SEP] ann ran . [SEP]`, then scoring):
+>>> from tfptm.data.squad import encode_windows
 >>> from tfptm.data.words import WordPieces
->>> pieces = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "who", "ran", "?", "ann", "bob", "sat", "."])
->>> backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=11, num_layers=1, hidden_dim=8,
-...                                intermediate_dim=16, max_sequence_length=16)
->>> model = question_answerer(backbone)
->>> tokenizer = span_tokenizer(pieces, max_length=16, doc_stride=4)
->>> answer = predict_answers(model, ["Who ran?"], ["Ann ran. Bob sat."], tokenizer)[0]
->>> model.output.shape, answer["text"] == "Ann ran. Bob sat."[answer["start"]:answer["end"]]
-((None, None, 2), True)
+>>> pieces = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "who", "ran", "?", "ann", "."])
+>>> windows = encode_windows(["Who ran?"], ["Ann ran."], None, pieces, max_length=16)
+>>> start_logits = np.array([[9.0, 0, 0, 0, 0, 5.0, 1.0, 0, 0]])  # [CLS] is never an answer
+>>> end_logits = np.array([[9.0, 0, 0, 0, 0, 4.0, 1.0, 0, 0]])
+>>> first, last, score = best_span(start_logits, end_logits, windows.word_ids >= 0)
+>>> start, end = windows.word_offsets[0][windows.word_ids[0, first[0]], 0], windows.word_offsets[0][windows.word_ids[0, last[0]], 1]
+>>> "Ann ran."[start:end], float(score[0]), squad_metrics(["Ann"], [["ann", "Ann ran"]])["exact_match"]
+('Ann', 9.0, 100.0)
 """
 
 import collections
@@ -198,7 +198,14 @@ def question_answerer(backbone, dropout=0.1, optimizer="adam", learning_rate=5e-
 
 
 def is_question_answerer(model):
-    """True when `model`'s output layer is a `SpanHead`'s."""
+    """True when `model`'s output layer is a `SpanHead`'s.
+
+    Example:
+    >>> import tfptm
+    >>> backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=20, num_layers=1, hidden_dim=8, intermediate_dim=16)
+    >>> is_question_answerer(question_answerer(backbone)), is_question_answerer(tfptm.tasks.pair_classifier(backbone))
+    (True, False)
+    """
     return model.layers[-1].name == OUTPUT
 
 
@@ -233,13 +240,18 @@ def best_span(start_logits, end_logits, context_mask, max_answer_length=30):
     steps = start_logits.shape[1]
     i, j = np.arange(steps)[:, None], np.arange(steps)[None, :]
     band = (j >= i) & (j - i < max_answer_length)
-    valid = band[None] & mask[:, :, None] & mask[:, None, :]
-    scores = np.where(valid, start_logits[:, :, None] + end_logits[:, None, :], -np.inf).reshape(len(mask), -1)
-    best = np.argmax(scores, axis=1)
-    found = np.isfinite(scores[np.arange(len(mask)), best])
+    best, value = np.zeros(len(mask), "int64"), np.zeros(len(mask), "float32")
+    for low in range(0, len(mask), 64):  # (windows, steps, steps) scores, 64 windows at a time
+        rows = slice(low, low + 64)
+        valid = band[None] & mask[rows, :, None] & mask[rows, None, :]
+        scores = np.where(valid, start_logits[rows, :, None] + end_logits[rows, None, :], -np.inf)
+        scores = scores.reshape(len(valid), -1)
+        best[rows] = np.argmax(scores, axis=1)
+        value[rows] = scores[np.arange(len(valid)), best[rows]]
+    found = np.isfinite(value)
     starts = np.where(found, best // max(steps, 1), -1)
     ends = np.where(found, best % max(steps, 1), -1)
-    values = np.where(found, scores[np.arange(len(mask)), best], NO_ANSWER_SCORE).astype("float32")
+    values = np.where(found, value, NO_ANSWER_SCORE).astype("float32")
     if single:
         return int(starts[0]), int(ends[0]), float(values[0])
     return starts, ends, values
@@ -255,6 +267,17 @@ def predict_answers(model, questions, contexts, tokenizer, max_length=None, doc_
     `tokenizer` is a `SpanTokenizer` (its window sizes are the defaults) or
     what `word_pieces` takes (then `DEFAULTS`); the keyword sizes override them.
     The SavedModel's `answer` signature computes the same in the graph (`answer_texts`).
+
+    Example (a tiny, untrained model: some span of the context, whole words):
+    >>> import tfptm
+    >>> from tfptm.data.words import WordPieces
+    >>> pieces = WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "who", "ran", "?", "ann", "bob", "sat", "."])
+    >>> backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=11, num_layers=1, hidden_dim=8,
+    ...                                intermediate_dim=16, max_sequence_length=16)
+    >>> model = question_answerer(backbone)
+    >>> answer = predict_answers(model, ["Who ran?"], ["Ann ran. Bob sat."], pieces, max_length=16, doc_stride=4)[0]
+    >>> answer["text"] == "Ann ran. Bob sat."[answer["start"]:answer["end"]], sorted(answer)
+    (True, ['end', 'score', 'start', 'text'])
     """
     sizes = _sizes(tokenizer, max_length, doc_stride, max_question_length, max_answer_length)
     questions, contexts = [str(q) for q in questions], [str(c) for c in contexts]
@@ -351,7 +374,19 @@ def squad_metrics(predictions, gold_answer_lists):
 
 def answer_metrics(model, table, tokenizer, **sizes):
     """`squad_metrics` of `model`'s answers (`predict_answers`) to the questions of a `tfptm.data.squad.QATable`,
-    with the task name."""
+    with the task name.
+
+    Example:
+    >>> answer_metrics(None, None, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfptm.errors.TfptmError: answer_metrics: table is NoneType; expected a tfptm.data.squad.QATable ...
+    """
+    from tfptm.data.squad import QATable
+
+    if not isinstance(table, QATable):
+        raise TfptmError(f"answer_metrics: table is {type(table).__name__}; expected a tfptm.data.squad.QATable "
+                         "(read_squad)")
     predicted = predict_answers(model, table.questions, table.contexts, tokenizer, **sizes)
     return {"task": TASK, **squad_metrics(predicted, table.answers)}
 
@@ -399,7 +434,7 @@ class SpanTokenizer(keras.layers.Layer):
         self.built = True
 
     def sizes(self):
-        """The window sizes and `max_answer_length`, as `predict_answers` takes them."""
+        """The window sizes and `max_answer_length`, as `predict_answers` takes them (see `span_tokenizer`)."""
         return {"max_length": self.sequence_length, "doc_stride": self.doc_stride,
                 "max_question_length": self.max_question_length, "max_answer_length": self.max_answer_length}
 
@@ -553,7 +588,17 @@ def serving_archive(model, tokenizer, class_names=None):
     """A `keras.export.ExportArchive` for a question answerer: `serving_default` and `token_ids` on token ids
     (`span_logits` `(batch, steps, 2)`, `start_logits`, `end_logits`), and with a `tokenizer` `answer` on
     `question` and `context` strings (see `answer_texts`). `tfptm.export.export_checked` writes it; `class_names`
-    is unused (the two outputs are always start and end)."""
+    is unused (the two outputs are always start and end).
+
+    Example:
+    >>> import tfptm
+    >>> from tfptm.data.words import WordPieces
+    >>> backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=6, num_layers=1, hidden_dim=8,
+    ...                                intermediate_dim=16, max_sequence_length=8)
+    >>> tokenizer = SpanTokenizer(WordPieces(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]), sequence_length=8)
+    >>> serving_archive(question_answerer(backbone), tokenizer)._endpoint_names
+    ['serving_default', 'token_ids', 'answer']
+    """
     from tfptm.export.signatures import input_specs
 
     archive = keras.export.ExportArchive()
@@ -623,7 +668,11 @@ def check_answer_signature(path, model, tokenizer, questions, contexts, toleranc
     ...
     tfptm.errors.TfptmError: SavedModel '/no/such/model': no loadable answer signature ...
     """
+    import importlib
+
     from tfptm.errors import one_line
+
+    importlib.import_module("tensorflow_text")  # registers the ops of the in-graph word split and WordPiece
 
     try:
         signature = tf.saved_model.load(str(path)).signatures["answer"]
