@@ -584,11 +584,12 @@ def answer_texts(model, tokenizer, questions, contexts, max_answer_length=None):
     }
 
 
-def serving_archive(model, tokenizer, class_names=None):
+def serving_archive(model, tokenizer, class_names=None, spec=None):
     """A `keras.export.ExportArchive` for a question answerer: `serving_default` and `token_ids` on token ids
-    (`span_logits` `(batch, steps, 2)`, `start_logits`, `end_logits`), and with a `tokenizer` `answer` on
-    `question` and `context` strings (see `answer_texts`). `tfptm.export.export_checked` writes it; `class_names`
-    is unused (the two outputs are always start and end).
+    (`spec`: the model's input specs, by default read from `model.input`), returning `span_logits`
+    `(batch, steps, 2)`, `start_logits` and `end_logits`, and with a `tokenizer` `answer` on `question` and
+    `context` strings (see `answer_texts`). `tfptm.export.export_checked` writes it; `class_names` is unused (the
+    two outputs are always start and end).
 
     Example:
     >>> import tfptm
@@ -599,11 +600,11 @@ def serving_archive(model, tokenizer, class_names=None):
     >>> serving_archive(question_answerer(backbone), tokenizer)._endpoint_names
     ['serving_default', 'token_ids', 'answer']
     """
-    from tfptm.export.signatures import input_specs
-
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = input_specs(model)
+    if spec is None:
+        spec = {name: tf.TensorSpec([None, *tensor.shape[1:]], tf.as_dtype(tensor.dtype), name=name)
+                for name, tensor in sorted(model.input.items())}
 
     def logits_of_tokens(inputs):
         logits = model(inputs, training=False)
@@ -621,23 +622,27 @@ def serving_archive(model, tokenizer, class_names=None):
     return archive
 
 
-def compare_outputs(got, expected, x, artifact):
+def compare_outputs(got, expected, x, artifact, tolerance=None, min_agreement=None):
     """Export parity of a question answerer: `got` (an artifact's `span_logits`) against the Keras model's
     `expected`, on the real tokens of `x` (its `padding_mask`). Per window, the most likely start and end tokens
-    must agree; `artifact` "saved_model" needs every one to, and the logits within `SAVED_MODEL_TOLERANCE` times
-    the largest logit's size (at least 1: float32 rounding grows with the logits, which are not bounded as
-    probabilities are; MiniLM's differ by 1.7e-5 at sizes near 10), a TFLite quantization at least
-    `TFLITE_MIN_AGREEMENT` of them for starts and ends each (its largest logit difference is reported). Returns
-    a JSON-ready dict with `ok`.
+    must agree; `artifact` "saved_model" needs every one to, and the logits within `tolerance` times the largest
+    logit's size (at least 1: float32 rounding grows with the logits, which are not bounded as probabilities are;
+    MiniLM's differ by 1.7e-5 at sizes near 10), a TFLite quantization at least `min_agreement` of them for
+    starts and ends each (its largest logit difference is reported). `tfptm.export.parity` passes its thresholds
+    (`SAVED_MODEL_TOLERANCE`, `TFLITE_MIN_AGREEMENT`, also the defaults). Returns a JSON-ready dict with `ok`.
 
     Example:
     >>> logits = np.array([[[1.0, 0.0], [2.0, 3.0], [5.0, 9.0]]])
-    >>> report = compare_outputs(logits + 0.5 * (np.arange(3) == 2)[None, :, None], logits, {"padding_mask": np.array([[1, 1, 0]])}, "float32")
+    >>> padded = logits + 0.5 * (np.arange(3) == 2)[None, :, None]  # a padding position differs: not compared
+    >>> report = compare_outputs(padded, logits, {"padding_mask": np.array([[1, 1, 0]])}, "float32", 1e-5, 0.99)
     >>> report["start_agreement"], report["end_agreement"], report["max_logit_diff"], report["ok"]
     (1.0, 1.0, 0.0, True)
     """
-    from tfptm.export.parity import SAVED_MODEL_TOLERANCE, TFLITE_MIN_AGREEMENT
+    if tolerance is None or min_agreement is None:
+        from tfptm.export.parity import SAVED_MODEL_TOLERANCE, TFLITE_MIN_AGREEMENT
 
+        tolerance = SAVED_MODEL_TOLERANCE if tolerance is None else tolerance
+        min_agreement = TFLITE_MIN_AGREEMENT if min_agreement is None else min_agreement
     got, expected = np.asarray(got, "float32"), np.asarray(expected, "float32")
     if got.shape != expected.shape or got.ndim != 3 or got.shape[-1] != 2:
         raise TfptmError(f"{artifact}: span logits of shape {got.shape}; expected {expected.shape} (windows, steps, 2) "
@@ -651,10 +656,9 @@ def compare_outputs(got, expected, x, artifact):
     report = {"start_agreement": start, "end_agreement": end, "max_logit_diff": max_diff, "max_abs_logit": largest,
               "num_windows": int(len(got)), "num_tokens": int(real.sum())}
     if artifact == "saved_model":
-        tolerance = SAVED_MODEL_TOLERANCE * max(1.0, largest)
+        tolerance = tolerance * max(1.0, largest)
         return {**report, "tolerance": tolerance, "ok": start == 1.0 and end == 1.0 and max_diff <= tolerance}
-    return {**report, "min_agreement": TFLITE_MIN_AGREEMENT,
-            "ok": start >= TFLITE_MIN_AGREEMENT and end >= TFLITE_MIN_AGREEMENT}
+    return {**report, "min_agreement": min_agreement, "ok": start >= min_agreement and end >= min_agreement}
 
 
 def check_answer_signature(path, model, tokenizer, questions, contexts, tolerance=1e-5):
