@@ -358,7 +358,7 @@ def minilm_examples(rng, count):
     jobs = ["baker", "pilot", "doctor", "teacher", "farmer", "lawyer", "painter", "nurse"]
     questions, contexts, answers = [], [], []
     for _ in range(count):
-        person, city, job = rng.choice(people), rng.choice(cities), rng.choice(jobs)
+        person, city, job = (str(rng.choice(names)) for names in (people, cities, jobs))
         filler = [f"The weather in {c} was mild that year." for c in rng.choice(cities, 5)]
         cut = int(rng.integers(0, 6))  # the facts anywhere among five sentences about the weather
         context = " ".join(filler[:cut] + [f"{person} was born in {city}. Later {person} worked as a {job} for many "
@@ -390,7 +390,7 @@ def test_minilm_fine_tunes_and_exports(minilm_dir, tmp_path):
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0], history.history["loss"]
     test_q, test_c, test_a = minilm_examples(np.random.default_rng(1), 8)
     scores = squad_metrics(predict_answers(model, test_q, test_c, tokenizer), test_a)
-    assert scores["num_examples"] == 8 and scores["f1"] > 25.0, scores
+    assert scores["num_examples"] == 8 and scores["f1"] > 50.0, scores  # 87.5 when this was written (4 epochs)
     summary = export_question_answerer(model, tokenizer, tmp_path, "minilm_qa", test_q, test_c,
                                        quantizations=("dynamic",))
     parity = summary["parity"]
