@@ -11,6 +11,7 @@ import tensorflow as tf
 import tfptm
 from tfptm.data.contrastive import contrastive_batches
 from tfptm.data.text import learn_vocabulary, tokenizer_layer
+from tfptm.export.tasks import export_embedder
 from tfptm.tasks import embeddings as E
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.npz"
@@ -162,7 +163,7 @@ def test_contrastive_fit_trains_the_encoder_and_lowers_the_loss(tiny, tmp_path):
 def test_saved_model_embed_signature_and_tflite_match_keras(tiny, tmp_path):
     model, tokenizer = tiny
     texts = ANCHORS + POSITIVES + ["zebra unknown words", "the"]
-    summary = E.export_embedder(model, tmp_path, "tiny", tokenizer, quantizations=["float32"], check_texts=texts)
+    summary = export_embedder(model, tmp_path, "tiny", tokenizer, quantizations=["float32"], check_texts=texts)
     assert summary["parity"]["saved_model"]["ok"] and summary["parity"]["tflite_float32"]["ok"], summary["parity"]
     assert summary["parity"]["saved_model"]["max_abs_diff"] < 1e-5
     assert summary["parity"]["tflite_float32"]["max_abs_diff"] < 1e-5
@@ -231,7 +232,7 @@ def test_a_keras_hub_preset_embeds_and_serves_raw_strings_with_its_preprocessor(
     assert E.describe(model) == {"dimension": 16, "pooling": "cls", "normalized": False}
     assert E.sequence_length(preprocessor) == 12
     texts = ["hello world", "the river", "castle castle the hello world river", "world", "Hello, THE castle!"]
-    summary = E.export_embedder(model, tmp_path / "export", "bert", preprocessor, quantizations=["float32"],
+    summary = export_embedder(model, tmp_path / "export", "bert", preprocessor, quantizations=["float32"],
                                 check_texts=texts)
     assert summary["parity"]["saved_model"]["max_abs_diff"] < 1e-5, summary["parity"]
     assert summary["parity"]["tflite_float32"]["max_abs_diff"] < 1e-5, summary["parity"]

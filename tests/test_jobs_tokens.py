@@ -109,6 +109,28 @@ def test_lora_trains_adapters_and_the_head_only(tmp_path, preset):
     assert any("kernel" in k for k in changed["lora"])
 
 
+def test_distil_a_token_classifier_into_a_small_student(tmp_path, preset):
+    """A recipe with a distill section: a local Transformer student learns per-token from the teacher run, reading
+    the teacher's word pieces; exported with raw_text like any tagger, and exported again from its run."""
+    teacher = tmp_path / "teacher"
+    assert main(["train", str(_recipe(tmp_path, preset)), "--out", str(teacher), "--quiet", "--set",
+                 "export.tflite=[]", "--set", "export.saved_model=false"]) == 0
+    student = {"backbone.name": "transformer_encoder",
+               "backbone.args": "{vocabulary_size: 23, num_layers: 1, num_heads: 1, hidden_dim: 8, intermediate_dim: 16, "
+                                "max_sequence_length: 32}",
+               "distill.teacher": str(teacher), "distill.epochs": "6", "distill.learning_rate": "0.01"}
+    sets = [arg for key, value in student.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["train", str(tmp_path / "tags.yaml"), "--out", str(tmp_path / "student"), "--quiet", *sets]) == 0
+    summary = json.loads((tmp_path / "student" / "summary.json").read_text())
+    metrics = summary["metrics"]
+    assert metrics["model"]["parameters"] < metrics["teacher"]["parameters"] / 2
+    assert metrics["model"]["task"] == "token_classification" and metrics["model"]["f1"] > 0.5, metrics["model"]
+    assert all(check["ok"] for check in summary["parity"].values()) and "saved_model_raw_text" in summary["parity"]
+    assert "| student |" in (tmp_path / "student" / "report.md").read_text()
+    assert main(["export", str(tmp_path / "student"), "--out", str(tmp_path / "again"), "--quantize", "float32"]) == 0
+    assert json.loads((tmp_path / "again" / "tagger.export.json").read_text())["parity"]["saved_model_raw_text"]["ok"]
+
+
 def test_token_recipes_refuse_what_cannot_work(tmp_path, preset, capsys):
     path = _recipe(tmp_path, preset)
     assert main(["train", str(path), "--set", "head.task=multiclass", "--out", str(tmp_path / "r")]) == 2

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import tfptm
 from tfptm.data.pairs import pair_arrays, pair_batches, pair_dataset, read_pair_table, tokenize_pairs
-from tfptm.tasks.pairs import PairTokenizer, export_pairs, pair_classifier, pair_tokenizer
+from tfptm.export.tasks import export_pairs
+from tfptm.tasks.pairs import PairTokenizer, pair_classifier, pair_tokenizer
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "open", "the", "file", "plot", "a", "line", "read", "it"]
 CLS, SEP = 2, 3

@@ -126,7 +126,8 @@ BROKEN = [
      "optimizer.name: task 'embedding' trains with AdamW (sentence-transformers' schedule); expected 'adamw' or 'adam', got 'sgd'"),
     ({"head": {"recall_at": [1, 0]}}, "head.recall_at: expected a list of items, each a positive integer, got [1, 0]"),
     ({"head": {"task": "embeddings"}},
-     "head.task: expected one of 'multiclass', 'binary', 'multilabel', 'regression', 'embedding', got 'embeddings'; "
+     "head.task: expected one of 'multiclass', 'binary', 'multilabel', 'regression', 'embedding', "
+     "'token_classification', 'question_answering', got 'embeddings'; "
      "did you mean 'embedding'?"),
 ]
 

@@ -12,8 +12,9 @@ import tfptm
 from tfptm.data.squad import QATable, encode_windows, read_squad, window_starts, write_squad
 from tfptm.data.words import WordPieces
 from tfptm.errors import TfptmError
+from tfptm.export.tasks import export_question_answerer
 from tfptm.tasks.spans import (MASK_LOGIT, NO_ANSWER_SCORE, SpanLoss, answer_f1, answer_texts, best_span,
-                               check_answer_signature, export_question_answerer, normalize_answer, predict_answers,
+                               check_answer_signature, normalize_answer, predict_answers,
                                question_answerer, span_tokenizer, squad_metrics)
 
 WORDS = [f"w{i}" for i in range(30)]

@@ -62,6 +62,14 @@ NAMES = {
     ("tfptm.export.run", "MODEL_FILE"): ("tfptm.rundir", "MODEL_FILE"),
     ("tfptm.export.run", "REPRESENTATIVE_FILE"): ("tfptm.rundir", "REPRESENTATIVE_FILE"),
     ("tfptm.pretrain.common", "train"): ("tfptm.pretrain.common", "train_all_weights"),
+    # exports of task kinds live with the exporter, so that tfptm.tasks (floor 2) imports nothing of tfptm.export
+    ("tfptm.tasks.pairs", "export_pairs"): ("tfptm.export.tasks", "export_pairs"),
+    ("tfptm.tasks.pairs", "check_pair_signature"): ("tfptm.export.tasks", "check_pair_signature"),
+    ("tfptm.tasks.embeddings", "export_embedder"): ("tfptm.export.tasks", "export_embedder"),
+    ("tfptm.tasks", "export_pairs"): ("tfptm.export.tasks", "export_pairs"),
+    ("tfptm.tasks", "check_pair_signature"): ("tfptm.export.tasks", "check_pair_signature"),
+    ("tfptm.tasks", "export_embedder"): ("tfptm.export.tasks", "export_embedder"),
+    ("tfptm.tasks.spans", "export_question_answerer"): ("tfptm.export.tasks", "export_question_answerer"),
 }
 
 

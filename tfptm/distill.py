@@ -178,6 +178,8 @@ class Distiller(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels, teacher = self._teacher_targets(x, y)
+        if len(y_pred["logits"].shape) == 3:  # per-token heads: each real token is an example
+            labels, teacher, y_pred, sample_weight = per_token(x, labels, teacher, y_pred, sample_weight)
         parts = self.loss_parts(labels, teacher, y_pred, sample_weight)
         total = parts["distillation_loss"] * (1.0 - self.alpha) + parts["student_loss"] * self.alpha
         if "hint_loss" in parts:
@@ -199,9 +201,11 @@ class Distiller(keras.Model):
         """
         student_logits = y_pred["logits"]
         weights = keras.ops.ones_like(student_logits[:, 0])
+        examples = _global_sum(keras.ops.cast(keras.ops.shape(student_logits)[0], "float32"))
         if sample_weight is not None:
             weights = keras.ops.reshape(keras.ops.cast(sample_weight, "float32"), (-1,))
-        examples = _global_sum(keras.ops.cast(keras.ops.shape(student_logits)[0], "float32"))
+        if y_pred.get("per_token"):  # rows are tokens, padding weighted 0: average over the real tokens
+            examples = keras.ops.maximum(_global_sum(keras.ops.sum(weights)), 1.0)
         temperature = self.temperature
         t_log = keras.ops.log_softmax(keras.ops.cast(teacher["logits"], "float32") / temperature, axis=-1)
         s_log = keras.ops.log_softmax(student_logits / temperature, axis=-1)
@@ -225,6 +229,8 @@ class Distiller(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         labels, _ = _split_targets(y)
+        if labels is not None and len(y_pred["logits"].shape) == 3:  # per-token heads: tokens are the examples
+            labels, _, y_pred, sample_weight = per_token(x, labels, None, y_pred, sample_weight)
         if labels is not None:
             labels = keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,))
             weights = keras.ops.cast(labels != MISSING_LABEL, "float32")
@@ -379,6 +385,36 @@ def _split_targets(y):
     return y, {}
 
 
+def per_token(x, labels, teacher, y_pred, sample_weight=None):
+    """Per-token outputs `(batch, steps, classes)` flattened so that each token is one example of the loss:
+    `(labels, teacher, y_pred, sample_weight)` with rows `batch * steps`, weighted by `x["padding_mask"]` (padding
+    adds nothing; with `sample_weight` per example, each token carries its example's). Labels `-1` (`MISSING_LABEL`,
+    also `tfptm.data.tagging.IGNORE`: continuation pieces, `[CLS]`, `[SEP]`) add to the distillation term only.
+
+    Example:
+    >>> import numpy as np
+    >>> logits = np.zeros((2, 3, 4), "float32")
+    >>> x = {"padding_mask": np.array([[1, 1, 0], [1, 0, 0]])}
+    >>> labels, _, y_pred, weights = per_token(x, np.array([[1, -1, -1], [2, -1, -1]]), None, {"logits": logits})
+    >>> tuple(labels.shape), tuple(y_pred["logits"].shape), np.asarray(weights).tolist(), y_pred["per_token"]
+    ((6,), (6, 4), [1.0, 1.0, 0.0, 1.0, 0.0, 0.0], True)
+    """
+    if not isinstance(x, dict) or "padding_mask" not in x:
+        raise TfptmError("Distiller: per-token outputs need the inputs' padding_mask; expected KerasHub's text inputs")
+    mask = keras.ops.cast(x["padding_mask"], "float32")
+    if sample_weight is not None:
+        mask = mask * keras.ops.reshape(keras.ops.cast(sample_weight, "float32"), (-1, 1))
+
+    def flat(tensor):
+        return keras.ops.reshape(tensor, (-1, keras.ops.shape(tensor)[-1]))
+
+    y_pred = {**{k: flat(v) for k, v in y_pred.items() if k in ("logits", "probabilities")}, "per_token": True}
+    if teacher is not None:
+        teacher = {k: flat(v) if k == "logits" else v for k, v in teacher.items()}
+    labels = None if labels is None else keras.ops.reshape(labels, (-1,))
+    return labels, teacher, y_pred, keras.ops.reshape(mask, (-1,))
+
+
 def _view(model, feature_layer, role):
     """A model sharing `model`'s weights that outputs `logits` (and a layer's `features`)."""
     outputs = {"logits": _logits(model, role)}
@@ -401,10 +437,10 @@ def _logits(model, role):
                 "expected a tfptm.build_model model or a model that outputs logits"
             )
         logits = model.outputs[0]
-    if len(logits.shape) != 2 or logits.shape[-1] < 2:
+    if len(logits.shape) not in (2, 3) or logits.shape[-1] < 2:
         raise TfptmError(
             f"Distiller: the {role}'s logits have shape {logits.shape}; expected (batch, classes) with "
-            "at least 2 classes (a multiclass model)"
+            "at least 2 classes (a multiclass model), or (batch, steps, tags) (a token classifier)"
         )
     return logits
 

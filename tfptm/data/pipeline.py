@@ -7,6 +7,7 @@ from tfptm.errors import TfptmError
 
 # Decoded examples up to this many bytes are cached in memory by default ("auto").
 CACHE_LIMIT_BYTES = 2 * 1024**3
+POOL_BATCHES = 16  # length-aware training batches: examples are sorted by length within pools of 16 batches
 
 
 def from_arrays(x, y=None, batch_size=32, shuffle=True, seed=None, cache=True):
@@ -96,8 +97,6 @@ def trimmed_batches(x, y, batch_size=32, shuffle=True, seed=None, trim_labels=Tr
     >>> [tuple(b[0]["token_ids"].shape) for b in trimmed_batches(x, np.zeros((2, 4)), batch_size=1, shuffle=False)]
     [(1, 3), (1, 4)]
     """
-    from tfptm.data.sequences import POOL_BATCHES
-
     if not isinstance(x, dict) or "padding_mask" not in x:
         raise TfptmError("trimmed_batches: expected a dict of padded token arrays with a padding_mask")
     lengths = tf.reduce_sum(tf.cast(tf.convert_to_tensor(x["padding_mask"]), tf.int32), axis=1)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfptm.data.arrays import check_arrays
 from tfptm.data.loaded import Loaded
-from tfptm.data.pipeline import finish
+from tfptm.data.pipeline import POOL_BATCHES, finish
 from tfptm.data.text import OUTPUTS, TextTokenizer
 from tfptm.errors import TfptmError
 
@@ -161,7 +161,6 @@ def tokenize_all(texts, tokenize):
     return flat, starts, lengths
 
 
-POOL_BATCHES = 16  # length-aware training batches: examples are sorted by length within pools of 16 batches
 
 
 def _sorted_by_length(span, *labels):

@@ -29,7 +29,8 @@ def check_saved_model(path, model, x, tolerance=SAVED_MODEL_TOLERANCE, batch_siz
     if token_task(model) is not None:  # per-token outputs: the task module compares them
         module = token_task(model)
         return module.compare_outputs(saved_model_outputs(signature, x, module.OUTPUT, batch_size),
-                                      model.predict(x, batch_size=batch_size, verbose=0), x, "saved_model")
+                                      model.predict(x, batch_size=batch_size, verbose=0), x, "saved_model", tolerance,
+                                      TFLITE_MIN_AGREEMENT)
     if serving_task(model) == EMBEDDINGS:  # vectors, compared by cosine
         got = saved_model_outputs(signature, x, EMBEDDINGS, batch_size)
         return compare_vectors(got, model.predict(x, batch_size=batch_size, verbose=0), MIN_COSINE["saved_model"])
@@ -78,7 +79,7 @@ def check_tflite(path, model, x, y=None, min_agreement=TFLITE_MIN_AGREEMENT, num
                                MIN_COSINE[quantization])
     if token_task(model) is not None:  # per-token outputs: the task module compares them
         return token_task(model).compare_outputs(run_tflite(path, x, num_threads=num_threads), model.predict(x, verbose=0),
-                                                 x, quantization)
+                                                 x, quantization, SAVED_MODEL_TOLERANCE, min_agreement)
     task = task_of(model)
     if y is not None:
         y = np.asarray(y)

@@ -117,7 +117,7 @@ def write_saved_model(model, out, class_names, tokenizer=None, image_scale=1.0):
     if sig.task(model) == sig.EMBEDDINGS or token_task(model) is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         if token_task(model) is not None:  # per-token heads own their signatures (tfptm.tasks.tokens, .spans)
-            archive = token_task(model).serving_archive(model, tokenizer, class_names)
+            archive = token_task(model).serving_archive(model, tokenizer, class_names, sig.input_specs(model))
             _save_each_variable_once(archive)
         else:
             archive = _embedding_archive(model, tokenizer)

@@ -70,9 +70,10 @@ def distillation_section(metrics):
     The student has 25.0% of the teacher's parameters and 94.4% of its accuracy.
     """
     teacher, student = metrics["teacher"], metrics["model"]
-    rows = ["", "## Distillation", "", "| | parameters | test accuracy |", "|---|---:|---:|"]
-    rows += [f"| {name} | {m['parameters']:,} | {m['accuracy']:.3f} |" for name, m in (("teacher", teacher), ("student", student))]
-    share = student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else float("nan")
+    key, what = ("accuracy", "accuracy") if "accuracy" in teacher else ("f1", "entity F1")  # token classifiers: F1
+    rows = ["", "## Distillation", "", f"| | parameters | test {what} |", "|---|---:|---:|"]
+    rows += [f"| {name} | {m['parameters']:,} | {m[key]:.3f} |" for name, m in (("teacher", teacher), ("student", student))]
+    share = student[key] / teacher[key] if teacher[key] else float("nan")
     rows += ["", f"The student has {100 * student['parameters'] / teacher['parameters']:.1f}% of the teacher's "
-             f"parameters and {100 * share:.1f}% of its accuracy.", ""]
+             f"parameters and {100 * share:.1f}% of its {what}.", ""]
     return "\n".join(rows)

@@ -137,14 +137,16 @@ def _columns(table):
 
 
 def export_embedding(recipe, model, tokenizer, base_dir, check_texts=None):
-    """What `recipe.export` asks for, by `tfptm.tasks.embeddings.export_embedder` (checked by cosine on `check_texts`
+    """What `recipe.export` asks for, by `tfptm.export.tasks.export_embedder` (checked by cosine on `check_texts`
     when `export.parity`); `None` when it asks for nothing."""
     section = recipe.export
     if not (section.saved_model or section.tflite):
         return None
     if "int8" in section.tflite and not check_texts:
         raise TfptmError("export.tflite: int8 needs texts to calibrate on; expected held-out texts")
-    return E.export_embedder(model, base_dir, section.model_name, tokenizer, quantizations=section.tflite,
+    from tfptm.export.tasks import export_embedder
+
+    return export_embedder(model, base_dir, section.model_name, tokenizer, quantizations=section.tflite,
                              check_texts=check_texts if section.parity or "int8" in section.tflite else None,
                              max_length=recipe.data.max_length, saved_model_export=section.saved_model)
 

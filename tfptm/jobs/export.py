@@ -65,7 +65,7 @@ def export_run(
     model_name = model_name or facts.get("model_name") or facts.get("config", {}).get("model_name") or path.stem
     tokenizer = run_tokenizer(path.parent, model)
     if check_head_task(model) == EMBEDDINGS:  # a sentence embedder: checked on the run's held-out texts too
-        from tfptm.tasks.embeddings import export_embedder
+        from tfptm.export.tasks import export_embedder
 
         return {"source": str(path), **export_embedder(
             model, export_dir, model_name, tokenizer, quantizations=quantizations if "tflite" in formats else (),
@@ -112,9 +112,9 @@ def check_raw_strings(summary, model, tokenizer, class_names, texts):
 
 def check_raw_pairs(summary, model, tokenizer, texts_a, texts_b, limit=256):
     """Adds `parity["saved_model_raw_text_pairs"]` to an `export_checked` summary: the SavedModel's
-    `raw_text_pairs(text_a, text_b)` against `model` on the same raw pairs (`tfptm.tasks.pairs.check_pair_signature`).
+    `raw_text_pairs(text_a, text_b)` against `model` on the same raw pairs (`tfptm.export.tasks.check_pair_signature`).
     Nothing to check (no SavedModel, no pairs) leaves the summary as it is."""
-    from tfptm.tasks.pairs import check_pair_signature
+    from tfptm.export.tasks import check_pair_signature
 
     if "saved_model" not in summary["artifacts"] or not len(texts_a):
         return summary

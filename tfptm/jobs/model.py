@@ -14,7 +14,7 @@ import numpy as np
 import tfptm
 from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.metrics import task_metrics, task_of
-from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
+from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
 from tfptm.rundir import PRETRAINED_DIR
 
 #: pretrain.objective -> (the `tfptm.pretrain` function, the backbone it builds). These objectives learn the
@@ -161,16 +161,16 @@ def recipe_tokenizer(recipe, run_dir=None):
     tokenizer, or after language-model pre-training the one saved in `run_dir/pretrained`.
     """
     if recipe.data.text_pair_column is not None and recipe.head.task != EMBEDDING:  # the pair tokenizer trained with
-        from tfptm.jobs.data import DEFAULT_MAX_LENGTH
         from tfptm.tasks.pairs import pair_tokenizer
 
         tokenizer = _single_text_tokenizer(recipe, run_dir)
         return None if tokenizer is None else pair_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
     if recipe.head.task == TOKEN_CLASSIFICATION:  # the word tokenizer trained with (words, pieces, offsets)
-        from tfptm.jobs.data import DEFAULT_MAX_LENGTH
         from tfptm.tasks.tokens import word_tokenizer
 
         tokenizer = _single_text_tokenizer(recipe, run_dir)
+        if tokenizer is None and recipe.distill:  # a local student reads its teacher's word pieces
+            tokenizer = teacher_tokenizer(recipe)
         return None if tokenizer is None else word_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
     return _single_text_tokenizer(recipe, run_dir)
 
@@ -193,3 +193,23 @@ def _single_text_tokenizer(recipe, run_dir):
                              "in pre-training, expected it saved there by tfptm train")
         return load_artifact(str(artifact))[1]
     return None
+
+
+def teacher_tokenizer(recipe):
+    """The tokenizer the distill section's teacher run read its text with (from the teacher's `recipe.yaml`), for a
+    student that has none of its own (a local backbone): teacher and student must see the same token ids.
+    `None` when the teacher is not a run with a checkpoint's tokenizer."""
+    from tfptm.recipes.validate import load_recipe
+    from tfptm.rundir import RECIPE_FILE, model_path
+
+    run_dir = model_path(recipe.distill.teacher).parent
+    if not (run_dir / RECIPE_FILE).is_file():
+        return None
+    tokenizer = recipe_tokenizer(load_recipe(run_dir / RECIPE_FILE), run_dir)
+    size = recipe.backbone.args.get("vocabulary_size")
+    pieces = getattr(tokenizer, "pieces", None)
+    if pieces is not None and size is not None and size < len(pieces.vocabulary):
+        raise TfptmError(f"backbone.args.vocabulary_size is {size} but the teacher's vocabulary has "
+                         f"{len(pieces.vocabulary)} pieces; expected at least {len(pieces.vocabulary)} (the student "
+                         "reads the teacher's token ids)")
+    return tokenizer

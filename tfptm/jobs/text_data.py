@@ -10,9 +10,8 @@ import dataclasses
 import tfptm
 from tfptm.errors import TfptmError
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes
-from tfptm.recipes.schema import TABLE_SOURCES, TOKEN_CLASSIFICATION  # noqa: F401  (TABLE_SOURCES: tfptm.jobs.data's)
+from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, TABLE_SOURCES, TOKEN_CLASSIFICATION  # noqa: F401  (for tfptm.jobs.data)
 
-DEFAULT_MAX_LENGTH = 128
 
 
 def read_text_splits(data, seed, task="multiclass"):

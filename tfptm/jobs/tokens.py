@@ -18,6 +18,7 @@ from tfptm.data.pipeline import trimmed_batches
 from tfptm.data.tagging import encode_tagged, read_tagged
 from tfptm.errors import TfptmError
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData
+from tfptm.recipes.schema import DEFAULT_MAX_LENGTH
 
 
 def read_tagged_splits(data, seed):
@@ -39,7 +40,6 @@ def tagged_data(data, seed, tokenizer=None, splits=None, **_):
     (`tfptm.data.tagging.encode_tagged`), batches cut to their longest sentence; `tokenizer` becomes the
     `tfptm.tasks.tokens.WordTokenizer` an export builds into the SavedModel (`raw_text`), and `test_table` the
     test sentences `test_metrics` scores."""
-    from tfptm.jobs.text_data import DEFAULT_MAX_LENGTH
     from tfptm.tasks.tokens import word_tokenizer
 
     if tokenizer is None:

@@ -39,9 +39,10 @@ from tfptm.jobs.distill import DISTILLERS, distillation_section
 from tfptm.jobs.embed import run_embedding_recipe
 from tfptm.jobs.export import check_raw_strings
 from tfptm.jobs.fit import STAGES, carry_files, claimed_work_dir, fit_recipe, prepare_model
-from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, test_metrics
+from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, \
+    teacher_tokenizer, test_metrics
 from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretrained_artifact
-from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES
+from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
 from tfptm.recipes.validate import dump_recipe
 from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, PRETRAINED_DIR, RECIPE_FILE, REPORT_FILE, \
     REPRESENTATIVE_EXAMPLES, final_path, write_representative, write_summary
@@ -154,6 +155,8 @@ def prepare(recipe, strategy, progress, verbose=0, work=None):
             if learnt:
                 tokenizer = learnt[0]
                 tfptm.data.check_tokenizer(tokenizer, backbone)
+        if text and tokenizer is None and recipe.distill and recipe.head.task == TOKEN_CLASSIFICATION:
+            tokenizer = teacher_tokenizer(recipe)  # the student reads the teacher's word pieces
         if text:
             progress("tokenizing the texts")
             data = load_recipe_data(recipe, backbone, tokenizer, splits)

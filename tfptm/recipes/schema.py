@@ -20,6 +20,7 @@ REQUIRED = object()  # default of a field the recipe must give
 DATA_SOURCES = ("digits", "arrays", "image_folder", "tfds", "csv", "jsonl", "text", "conll", "squad")
 TEXT_SOURCES = ("csv", "jsonl", "tfds", "text")
 CORPUS_SOURCES = ("text",)  # unlabelled documents: only for language-model pre-training
+DEFAULT_MAX_LENGTH = 128  # tokens per text when data.max_length is null
 TABLE_SOURCES = ("csv", "jsonl")  # tables of texts and labels (lists of labels: multilabel; numbers: regression)
 TEXT_FILE_SOURCES = TABLE_SOURCES + ("conll", "squad")  # text files, tokenized by the backbone's own tokenizer
 IMAGE_SOURCES = ("image_folder", "tfds")

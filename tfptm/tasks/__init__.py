@@ -35,15 +35,20 @@ def token_task(model):
     return None
 
 from tfptm.tasks import tokens  # noqa: E402  (token classification, issue 18)
-from tfptm.tasks.pairs import PairTokenizer, check_pair_signature, export_pairs, pair_classifier, pair_tokenizer
+from tfptm.tasks.pairs import PairTokenizer, pair_classifier, pair_tokenizer
 
 from tfptm.tasks.embeddings import (  # sentence embeddings (issue 17, part 3)
     ContrastiveModel,
     MultipleNegativesRankingLoss,
     build_embedder,
     embed,
-    export_embedder,
     fine_tune,
     load_embedder,
     retrieval_metrics,
 )
+
+
+def __getattr__(name):  # names that moved away keep working for one release (tfptm/_moved.py)
+    from tfptm._moved import module_getattr
+
+    return module_getattr(__name__, name)

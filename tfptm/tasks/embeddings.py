@@ -20,7 +20,7 @@ The pieces:
   plain `model.fit`; `fine_tune` does all of that with sentence-transformers'
   defaults.
 - `retrieval_metrics` (recall@k, MRR) scores queries against a corpus.
-- `export_embedder` writes a SavedModel whose `embed` signature takes raw
+- `tfptm.export.tasks.export_embedder` writes a SavedModel whose `embed` signature takes raw
   strings (the tokenizer runs in the graph) and TFLite files on token ids,
   each checked against the Keras model.
 
@@ -40,7 +40,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfptm.data.contrastive import contrastive_batches
 from tfptm.data.sequences import check_texts, token_ids_function, tokenize_all
@@ -541,75 +540,8 @@ def serving_tokenizer(tokenizer, model):
                      "(what load_embedder returns) or a tfptm.data.text.TextTokenizer")
 
 
-def export_embedder(model, export_dir, model_name, tokenizer=None, quantizations=("float32",), check_texts=None,
-                    version=None, max_length=None, saved_model_export=True):  # fmt: skip
-    """Exports an embedder for TF Serving and for phones, checks every artifact against it; returns a summary.
-
-    Calls `tfptm.export.export_checked`, the one exporter (staged: all files
-    appear together or none), which writes:
-
-    - `<export_dir>/<model_name>/<version>/`: a SavedModel with signatures
-      `embed` (a 1-D string tensor `text` -> `embeddings`, the tokenizer
-      running in the graph; only with a `tokenizer`), and `serving_default` /
-      `token_ids` (the model's token inputs -> `embeddings`).
-    - `<export_dir>/<model_name>.<quantization>.tflite` per quantization, on
-      token ids (`padding_mask`, `segment_ids`, `token_ids`; any length), with
-      `<model_name>.<quantization>.json` metadata (task `embeddings`,
-      dimension, pooling, normalisation, inputs, special token ids, max length).
-    - `<export_dir>/<model_name>.vocab.txt`: the tokenizer's vocabulary, one
-      token per line (line number = token id), for tokenizing on the device.
-    - `<export_dir>/<model_name>.export.json`: this summary.
-
-    With `check_texts` (a list of strings, e.g. a few hundred held-out
-    texts), each artifact is compared with the Keras model on their token ids
-    (`parity["saved_model"]`, `parity["tflite_<quantization>"]`), and the
-    SavedModel's `embed` signature on the raw strings with `embed(model, ...)`
-    (`parity["saved_model_embed"]`): each reports the least and mean cosine
-    similarity and the largest absolute difference, `ok` when the least cosine
-    reaches `tfptm.export.signatures.MIN_COSINE[kind]`. They also calibrate
-    `"int8"`, which needs them.
-
-    Example:
-    >>> import tempfile, tfptm
-    >>> from tfptm.data.text import tokenizer_layer
-    >>> backbone = tfptm.backbones.get("token_embeddings", vocabulary_size=8, embedding_dim=4)
-    >>> tokenizer = tokenizer_layer(["", "[UNK]", "red", "green", "apple", "pear"], 8, kind="words")
-    >>> summary = export_embedder(build_embedder(backbone), tempfile.mkdtemp(), "tiny", tokenizer, quantizations=())
-    >>> sorted(summary["signatures"]), sorted(summary["artifacts"])
-    (['embed', 'serving_default', 'token_ids'], ['saved_model', 'vocabulary'])
-    """
-    from tfptm.export import export_checked  # export is a floor above: imported when exporting
-    from tfptm.export.parity import compare_vectors
-    from tfptm.export.signatures import MIN_COSINE
-    from tfptm.files import write_json_atomic
-
-    settings = describe(model)
-    quantizations = list(quantizations)
-    length = max_length or sequence_length(tokenizer)
-    served = serving_tokenizer(tokenizer, model) if tokenizer is not None else None
-    texts = None if check_texts is None else check_texts_arg(check_texts)
-    if texts is not None and tokenizer is None:
-        raise TfptmError("export_embedder: check_texts need the tokenizer; pass tokenizer=")
-    tokens = tokenized_inputs(model, texts, tokenizer, length) if texts is not None else None
-    vocabulary = _vocabulary(tokenizer) if tokenizer is not None else None
-    files = {"vocabulary": (f"{model_name}.vocab.txt", "\n".join(vocabulary) + "\n")} if vocabulary is not None else {}
-    metadata = {**settings, "max_length": length, **(_special_ids(tokenizer) if tokenizer is not None else {}),
-                "vocabulary": files["vocabulary"][0] if files else None}
-    summary = export_checked(
-        model, export_dir, model_name, saved_model_export=saved_model_export, quantizations=quantizations,
-        tokenizer=served, version=version, representative_data=tokens if "int8" in quantizations else None,
-        check_data=tokens, metadata=metadata, record={"task": OUTPUT, **settings, "max_length": length}, files=files)
-    summary = {"task": OUTPUT, **settings, "max_length": length, **summary}
-    if texts is not None and served is not None and "saved_model" in summary["artifacts"]:
-        got = _saved_model_vectors(summary["artifacts"]["saved_model"], texts)
-        summary["parity"]["saved_model_embed"] = compare_vectors(got, embed(model, texts, tokenizer, max_length=length),
-                                                                 MIN_COSINE["saved_model"])
-        write_json_atomic(Path(export_dir) / f"{model_name}.export.json", summary)  # with the raw-string check
-    return summary
-
-
 def check_texts_arg(texts):
-    """The check texts of `export_embedder`, checked."""
+    """The check texts of `tfptm.export.tasks.export_embedder`, checked."""
     return check_texts(texts, "export_embedder: check_texts")
 
 
@@ -629,14 +561,8 @@ def tokenized_inputs(model, texts, tokenizer, max_length=None):
     return padded_inputs(flat, starts, lengths, pad_id, sorted(model.input))
 
 
-def _saved_model_vectors(path, texts, batch_size=64):
-    """The `embed` signature of the SavedModel at `path` on raw `texts`."""
-    signature = tf.saved_model.load(str(path)).signatures["embed"]
-    return np.concatenate([signature(text=tf.constant(list(texts[i: i + batch_size]), tf.string))[OUTPUT].numpy()
-                           for i in range(0, len(texts), batch_size)])
-
-
-def _vocabulary(tokenizer):
+def vocabulary_of(tokenizer):
+    """The tokenizer's vocabulary (line number = token id), or `None` when it has none to give."""
     inner = getattr(tokenizer, "tokenizer", tokenizer)
     if isinstance(inner, TextTokenizer):
         return list(inner.vocabulary)
@@ -645,7 +571,8 @@ def _vocabulary(tokenizer):
     return None
 
 
-def _special_ids(tokenizer):
+def special_ids(tokenizer):
+    """The class, separator and padding token ids and the casing of a tokenizer, for on-device tokenization."""
     inner = getattr(tokenizer, "tokenizer", tokenizer)
     ids = {}
     for key, names in (("cls_token_id", ("cls_token_id", "start_token_id")), ("sep_token_id", ("sep_token_id", "end_token_id")),
@@ -658,3 +585,9 @@ def _special_ids(tokenizer):
     ids.setdefault("pad_token_id", 0)
     ids["lowercase"] = bool(getattr(inner, "lowercase", False))
     return ids
+
+
+def __getattr__(name):  # names that moved away keep working for one release (tfptm/_moved.py)
+    from tfptm._moved import module_getattr
+
+    return module_getattr(__name__, name)

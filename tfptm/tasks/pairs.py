@@ -14,7 +14,7 @@ The whole path, as tests/test_pairs.py runs it:
     data = tfptm.data.pairs.pair_dataset(table, preprocessor, max_length=128)
     model = pair_classifier(backbone, num_classes=len(data.class_names))
     tfptm.finetune(model, data.train, tfptm.training.full(3, 5e-5), validation_data=data.validation)
-    export_pairs(model, preprocessor, "export", "pairs", texts_a, texts_b, labels)   # checked SavedModel + TFLite
+    tfptm.export.tasks.export_pairs(model, preprocessor, "export", "pairs", texts_a, texts_b, labels)  # checked
 
 Example (a tiny model):
 >>> import numpy as np, keras_hub, tfptm
@@ -31,11 +31,10 @@ Example (a tiny model):
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfptm.build import build_model
-from tfptm.data.pairs import pair_arrays, pair_preprocessor
+from tfptm.data.pairs import pair_preprocessor
 from tfptm.errors import TfptmError
 from tfptm.heads import Head
 
@@ -128,90 +127,7 @@ def pair_classifier(backbone, num_classes=2, head=None, optimizer="adam", learni
     return build_model(backbone, head, optimizer=optimizer, learning_rate=learning_rate, name=name)
 
 
-def export_pairs(model, tokenizer, export_dir, model_name, texts_a, texts_b, labels=None, max_length=128,
-                 quantizations=("dynamic",), class_names=None, version=None, int8_io=False, record=None):
-    """Exports a pair classifier (SavedModel with `raw_text_pairs`, TFLite on token ids) and checks every artifact.
+def __getattr__(name):  # names that moved away keep working for one release (tfptm/_moved.py)
+    from tfptm._moved import module_getattr
 
-    Calls `tfptm.export.export_checked` (SavedModel `serving_default` on
-    token ids and each `.tflite` checked against the Keras model on the
-    tokenized pairs, int8 calibrated on them), then also checks the
-    two-string signature: `raw_text_pairs(text_a, text_b)` against the Keras
-    model on the same pairs tokenized outside the graph, reported as
-    `parity["saved_model_raw_text_pairs"]`. TFLite takes token ids: tokenize
-    on the device, or with `tfptm.data.pairs.pair_arrays`.
-
-    Args:
-        model: from `pair_classifier` (trained).
-        tokenizer: what the model was trained with (see `pair_tokenizer`).
-        texts_a, texts_b, labels: pairs to check with (and calibrate int8 with); labels optional.
-        max_length: the serving tokenizer's length (pairs are padded to it).
-        export_dir, model_name, quantizations, class_names, version, int8_io, record: as in `export_checked`
-            (`record` is written before the raw-text check, so it holds the token-id parity only).
-
-    Returns `export_checked`'s summary with the extra parity entry.
-
-    Example (see the module docstring for a whole run):
-    >>> export_pairs(None, None, "export", "pairs", ["a"], ["b"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    tfptm.errors.TfptmError: export_pairs: model is NoneType; expected a pair classifier ...
-    """
-    if not isinstance(model, keras.Model):
-        raise TfptmError(f"export_pairs: model is {type(model).__name__}; expected a pair classifier from pair_classifier")
-    from tfptm.export import export_checked  # export is a floor above: imported when exporting
-
-    serving_tokenizer = pair_tokenizer(tokenizer, max_length)
-    x = pair_arrays(texts_a, texts_b, serving_tokenizer.preprocessor, max_length)
-    x = {k: v for k, v in x.items() if k in model.input}
-    summary = export_checked(
-        model, export_dir, model_name, quantizations=quantizations, class_names=class_names,
-        tokenizer=serving_tokenizer, version=version, representative_data=x if "int8" in quantizations else None,
-        check_data=(x, np.asarray(labels)) if labels is not None else x, int8_io=int8_io, record=record,
-    )
-    summary["parity"]["saved_model_raw_text_pairs"] = check_pair_signature(
-        summary["artifacts"]["saved_model"], model, serving_tokenizer, texts_a, texts_b)
-    return summary
-
-
-def check_pair_signature(path, model, tokenizer, texts_a, texts_b, tolerance=1e-5, batch_size=64):
-    """Calls a SavedModel's `raw_text_pairs` on raw pairs and compares it with `model` on the same pairs.
-
-    The Keras side tokenizes outside the graph (`tfptm.data.pairs.pair_arrays`,
-    each pair padded only to the longest of the lot), so this checks the
-    in-graph tokenizer too. Returns a JSON-ready dict; `ok` when every
-    probability is within `tolerance` and every class id agrees.
-
-    Example:
-    >>> check_pair_signature("/no/such/model", None, None, ["a"], ["b"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    tfptm.errors.TfptmError: SavedModel '/no/such/model' cannot be loaded: ...
-    """
-    from tfptm.errors import one_line
-    from tfptm.evaluation.metrics import predict_classes
-    from tfptm.export.serving import RAW_TEXT_PAIRS  # export is a floor above: imported when exporting
-
-    try:
-        signatures = tf.saved_model.load(str(path)).signatures
-    except Exception as error:  # TF raises OSError, NotFoundError, ValueError... for unloadable models
-        raise TfptmError(f"SavedModel {str(path)!r} cannot be loaded: {one_line(error)}") from None
-    if RAW_TEXT_PAIRS not in signatures:
-        raise TfptmError(f"SavedModel {str(path)!r} has no {RAW_TEXT_PAIRS!r} signature (it has {sorted(signatures)}); "
-                         "expected one exported with a PairTokenizer")
-    texts_a, texts_b = [str(t) for t in texts_a], [str(t) for t in texts_b]
-    served = [signatures[RAW_TEXT_PAIRS](text_a=tf.constant(texts_a[i:i + batch_size]),
-                                         text_b=tf.constant(texts_b[i:i + batch_size]))
-              for i in range(0, len(texts_a), batch_size)]
-    if not isinstance(tokenizer, PairTokenizer):
-        raise TfptmError(f"check_pair_signature: tokenizer is {type(tokenizer).__name__}; expected the PairTokenizer exported")
-    x = pair_arrays(texts_a, texts_b, tokenizer.preprocessor, tokenizer.sequence_length)
-    expected = model.predict({k: v for k, v in x.items() if k in model.input}, verbose=0)
-    key = "values" if "values" in served[0] else "probabilities"
-    outputs = np.concatenate([s[key].numpy() for s in served])
-    max_diff = float(np.max(np.abs(outputs - expected)))
-    report = {"max_abs_diff": max_diff, "tolerance": tolerance, "num_examples": len(texts_a)}
-    if "class_ids" in served[0]:
-        ids = np.concatenate([s["class_ids"].numpy() for s in served])
-        report["class_ids_agree"] = bool(np.array_equal(ids, predict_classes(expected)))
-    report["ok"] = max_diff <= tolerance and report.get("class_ids_agree", True)
-    return report
+    return module_getattr(__name__, name)

@@ -622,14 +622,14 @@ def serving_archive(model, tokenizer, class_names=None, spec=None):
     return archive
 
 
-def compare_outputs(got, expected, x, artifact, tolerance=None, min_agreement=None):
+def compare_outputs(got, expected, x, artifact, tolerance, min_agreement):
     """Export parity of a question answerer: `got` (an artifact's `span_logits`) against the Keras model's
     `expected`, on the real tokens of `x` (its `padding_mask`). Per window, the most likely start and end tokens
     must agree; `artifact` "saved_model" needs every one to, and the logits within `tolerance` times the largest
     logit's size (at least 1: float32 rounding grows with the logits, which are not bounded as probabilities are;
     MiniLM's differ by 1.7e-5 at sizes near 10), a TFLite quantization at least `min_agreement` of them for
     starts and ends each (its largest logit difference is reported). `tfptm.export.parity` passes its thresholds
-    (`SAVED_MODEL_TOLERANCE`, `TFLITE_MIN_AGREEMENT`, also the defaults). Returns a JSON-ready dict with `ok`.
+    (`SAVED_MODEL_TOLERANCE`, `TFLITE_MIN_AGREEMENT`). Returns a JSON-ready dict with `ok`.
 
     Example:
     >>> logits = np.array([[[1.0, 0.0], [2.0, 3.0], [5.0, 9.0]]])
@@ -638,11 +638,6 @@ def compare_outputs(got, expected, x, artifact, tolerance=None, min_agreement=No
     >>> report["start_agreement"], report["end_agreement"], report["max_logit_diff"], report["ok"]
     (1.0, 1.0, 0.0, True)
     """
-    if tolerance is None or min_agreement is None:
-        from tfptm.export.parity import SAVED_MODEL_TOLERANCE, TFLITE_MIN_AGREEMENT
-
-        tolerance = SAVED_MODEL_TOLERANCE if tolerance is None else tolerance
-        min_agreement = TFLITE_MIN_AGREEMENT if min_agreement is None else min_agreement
     got, expected = np.asarray(got, "float32"), np.asarray(expected, "float32")
     if got.shape != expected.shape or got.ndim != 3 or got.shape[-1] != 2:
         raise TfptmError(f"{artifact}: span logits of shape {got.shape}; expected {expected.shape} (windows, steps, 2) "
@@ -695,50 +690,3 @@ def check_answer_signature(path, model, tokenizer, questions, contexts, toleranc
     tolerance = tolerance * max(1.0, float(np.max(np.abs(found))) if len(found) else 0.0)
     return {"same_answers_and_offsets": bool(same), "max_score_diff": max_diff, "tolerance": tolerance,
             "num_examples": len(questions), "ok": bool(same and max_diff <= tolerance)}
-
-
-def export_question_answerer(model, tokenizer, export_dir, model_name, questions, contexts, quantizations=("dynamic",),
-                             max_length=None, doc_stride=None, max_question_length=None, max_answer_length=None,
-                             version=None, int8_io=False, record=None):
-    """Exports a question answerer (SavedModel with `answer`, TFLite on token ids) and checks every artifact.
-
-    Calls `tfptm.export.export_checked` with the windows of `(questions,
-    contexts)` as check data (and int8 calibration data): the SavedModel's
-    `serving_default` and each `.tflite` file against the Keras model's span
-    logits (`compare_outputs`); then checks the string signature `answer`
-    against `answer_texts` on the Keras model (`check_answer_signature`),
-    reported as `parity["saved_model_answer"]`.
-
-    Args:
-        model: from `question_answerer` (trained).
-        tokenizer: a `SpanTokenizer`, or what `span_tokenizer` takes; the sizes override its own.
-        questions, contexts: examples to check with (and calibrate int8 with).
-        export_dir, model_name, quantizations, version, int8_io, record: as in `export_checked` (`record` is
-            written before the `answer` check, so it holds the token-id parity only).
-
-    Returns `export_checked`'s summary with the extra parity entry.
-
-    Example (see tests/test_spans.py for a whole run):
-    >>> export_question_answerer(None, None, "export", "qa", ["Who?"], ["Ann."])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    tfptm.errors.TfptmError: export_question_answerer: model is NoneType; expected a question answerer ...
-    """
-    if not isinstance(model, keras.Model) or not is_question_answerer(model):
-        raise TfptmError(f"export_question_answerer: model is {type(model).__name__}; expected a question answerer "
-                         "from question_answerer")
-    from tfptm.export import export_checked  # export is a floor above: imported when exporting
-
-    serving = span_tokenizer(tokenizer, max_length, doc_stride, max_question_length, max_answer_length)
-    sizes = serving.sizes()
-    windows = encode_windows(questions, contexts, None, serving.pieces, sizes["max_length"], sizes["doc_stride"],
-                             sizes["max_question_length"])
-    x = {k: v for k, v in windows.x.items() if k in model.input}
-    summary = export_checked(
-        model, export_dir, model_name, quantizations=quantizations, class_names=["start", "end"], tokenizer=serving,
-        version=version, representative_data=x if "int8" in quantizations else None, check_data=x, int8_io=int8_io,
-        record=record,
-    )
-    summary["parity"]["saved_model_answer"] = check_answer_signature(
-        summary["artifacts"]["saved_model"], model, serving, questions, contexts)
-    return summary

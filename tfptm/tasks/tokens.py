@@ -375,15 +375,13 @@ def tag_texts(model, tokenizer, tag_names, texts):
     }
 
 
-def serving_archive(model, tokenizer, tag_names):
+def serving_archive(model, tokenizer, tag_names, spec):
     """A `keras.export.ExportArchive` for a token classifier: `serving_default` and `token_ids` on token ids
-    (`tag_probabilities`, `tag_ids` per sub-token), and with a `tokenizer` `raw_text` on strings (tags and entities,
-    see the module docstring). `tfptm.export.export_checked` writes it."""
-    from tfptm.export.signatures import input_specs
-
+    (`spec`: the model's input specs), returning `tag_probabilities` and `tag_ids` per sub-token, and with a
+    `tokenizer` `raw_text` on strings (tags and entities, see the module docstring).
+    `tfptm.export.export_checked` writes it."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = input_specs(model)
 
     def tags_of_tokens(inputs):
         probabilities = model(inputs, training=False)
@@ -399,19 +397,17 @@ def serving_archive(model, tokenizer, tag_names):
     return archive
 
 
-def compare_outputs(got, expected, x, artifact):
+def compare_outputs(got, expected, x, artifact, tolerance, min_agreement):
     """Export parity of a token classifier: `got` (an artifact's `tag_probabilities`) against the Keras model's
     `expected`, on the real tokens of `x` (its `padding_mask`). `artifact` is "saved_model" (every tag the same,
-    probabilities within `SAVED_MODEL_TOLERANCE`) or a TFLite quantization (tags agreeing on at least
-    `TFLITE_MIN_AGREEMENT` of the tokens). Returns a JSON-ready dict with `ok`.
+    probabilities within `tolerance`) or a TFLite quantization (tags agreeing on at least `min_agreement` of the
+    tokens); `tfptm.export.parity` passes its thresholds. Returns a JSON-ready dict with `ok`.
 
     Example:
     >>> p = np.array([[[0.9, 0.1], [0.4, 0.6]]])
-    >>> compare_outputs(p, p, {"padding_mask": np.array([[1, 0]])}, "int8")["tag_agreement"]
+    >>> compare_outputs(p, p, {"padding_mask": np.array([[1, 0]])}, "int8", 1e-5, 0.99)["tag_agreement"]
     1.0
     """
-    from tfptm.export.parity import SAVED_MODEL_TOLERANCE, TFLITE_MIN_AGREEMENT
-
     got, expected = np.asarray(got, "float32"), np.asarray(expected, "float32")
     if got.shape != expected.shape:
         raise TfptmError(f"{artifact}: tag probabilities of shape {got.shape}; expected {expected.shape} as Keras")
@@ -421,8 +417,8 @@ def compare_outputs(got, expected, x, artifact):
     report = {"tag_agreement": agreement, "max_prob_diff": max_diff, "num_examples": int(len(got)),
               "num_tokens": int(real.sum())}
     if artifact == "saved_model":
-        return {**report, "tolerance": SAVED_MODEL_TOLERANCE, "ok": agreement == 1.0 and max_diff <= SAVED_MODEL_TOLERANCE}
-    return {**report, "min_agreement": TFLITE_MIN_AGREEMENT, "ok": agreement >= TFLITE_MIN_AGREEMENT}
+        return {**report, "tolerance": tolerance, "ok": agreement == 1.0 and max_diff <= tolerance}
+    return {**report, "min_agreement": min_agreement, "ok": agreement >= min_agreement}
 
 
 def check_raw_text(path, model, tokenizer, tag_names, texts, tolerance=1e-5):
