@@ -35,7 +35,8 @@ def predict(artifact, inputs, top_k=3):
             token classifier gives its entities, `"TYPE: text [start:end]"`
             with their scores, all of them, in text order), or
             text pairs `"text_a<TAB>text_b"` for a pair model with a
-            `raw_text_pairs` signature.
+            `raw_text_pairs` signature, or `"question<TAB>context"` for a
+            question answerer (its answer `"text [start:end]"` and score).
         top_k: how many labels to return per input.
 
     Example:
@@ -64,7 +65,7 @@ def predict(artifact, inputs, top_k=3):
             f"Artifact {str(path)!r} does not exist or is not an export; expected a SavedModel directory "
             "(<base>/<name>/ or <base>/<name>/<version>/) or a .tflite file"
         )
-    if task == "token_classification":  # the entities found, in text order
+    if task in ("token_classification", "question_answering"):  # the entities found, in text order; the answer
         return outputs
     if task == "regression":  # every predicted value, by name
         return [[(name, round(float(v), 6)) for name, v in zip(labels, row)] for row in np.asarray(outputs)]
@@ -131,6 +132,10 @@ def _run_saved_model(path, inputs):
     signatures = loaded.signatures
     if "image_bytes" in signatures:
         served = signatures["image_bytes"](image_bytes=tf.constant([_read(i) for i in inputs]))
+    elif "answer" in signatures:  # a question answerer (tfptm.tasks.spans): 'question<TAB>context'
+        questions, contexts = split_pairs(inputs, "a question answerer expects 'question<TAB>context'")
+        served = signatures["answer"](question=tf.constant(questions), context=tf.constant(contexts))
+        return answer_predictions(served), None, "question_answering"
     elif RAW_TEXT_PAIRS in signatures:
         texts_a, texts_b = split_pairs(inputs)
         served = signatures[RAW_TEXT_PAIRS](text_a=tf.constant(texts_a), text_b=tf.constant(texts_b))
@@ -151,7 +156,16 @@ def _run_saved_model(path, inputs):
     return served["probabilities"].numpy(), labels, "multilabel" if "labels_present" in served else "multiclass"
 
 
-def split_pairs(inputs):
+def answer_predictions(served):
+    """`[[("answer text [start:end]", score)], ...]` from a question answerer's `answer` outputs: the best span of
+    each context, with character offsets (end exclusive) and its score (start + end logits); `[]` where none."""
+    texts, starts = served["answer_text"].numpy(), served["answer_start"].numpy()
+    ends, scores = served["answer_end"].numpy(), served["score"].numpy()
+    return [[(f"{text.decode()} [{start}:{end}]", round(float(score), 6))] if start >= 0 else []
+            for text, start, end, score in zip(texts, starts, ends, scores)]
+
+
+def split_pairs(inputs, expected="a text-pair model expects 'text_a<TAB>text_b'"):
     """`(texts_a, texts_b)` from inputs `"text_a<TAB>text_b"`, what a pair model's `raw_text_pairs` takes.
 
     Example:
@@ -161,7 +175,7 @@ def split_pairs(inputs):
     pairs = [str(text).split("\t") for text in inputs]
     bad = next((i for i, parts in enumerate(pairs) if len(parts) != 2 or not all(p.strip() for p in parts)), None)
     if bad is not None:
-        raise TfptmError(f"input {bad + 1} is {inputs[bad][:60]!r}; a text-pair model expects 'text_a<TAB>text_b' "
+        raise TfptmError(f"input {bad + 1} is {inputs[bad][:60]!r}; {expected} "
                          "(two non-empty texts separated by one tab)")
     return [a for a, _ in pairs], [b for _, b in pairs]
 

@@ -22,9 +22,10 @@ import tensorflow as tf
 
 import tfptm
 from tfptm.errors import TfptmError, one_line
+from tfptm.jobs.spans import qa_data
 from tfptm.jobs.tokens import tagged_data
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes, dataset_arrays  # noqa: F401
-from tfptm.recipes.schema import TOKEN_CLASSIFICATION
+from tfptm.recipes.schema import QUESTION_ANSWERING, TOKEN_CLASSIFICATION  # noqa: F401
 from tfptm.jobs.text_data import DEFAULT_MAX_LENGTH, TABLE_SOURCES, learnt_tokenizer, pairs_data, read_contrastive_splits, \
     read_documents, read_pair_splits, read_text_splits, text_data  # noqa: F401  (the loaders of csv/jsonl sections)
 
@@ -186,10 +187,12 @@ LOADERS = {
     "csv": text_data,
     "jsonl": text_data,
     "conll": tagged_data,
+    "squad": qa_data,
 }
 
 
-def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass"):
+def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size=None, splits=None, task="multiclass",
+              head=None):
     """Loads a recipe's data section as a `LoadedData`.
 
     Array sources keep `classes` (relabelled 0..n-1) and sample `shots` per
@@ -199,7 +202,8 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     (`backbone.input`, a dict, for KerasHub backbones); `splits` are the
     tables `read_text_splits` already read; `task` (the head's) says what a
     text table's labels are: class names, lists of labels (`multilabel`) or
-    numbers (`regression`). Other sources hold class labels.
+    numbers (`regression`). Other sources hold class labels. `head` (the recipe's head section) gives question
+    answering its `max_answer_length`.
 
     Example:
     >>> from tfptm.recipes.schema import Data
@@ -218,6 +222,10 @@ def load_data(data, seed=0, tokenizer=None, outputs="token_ids", vocabulary_size
     loader = pairs_data if data.text_pair_column is not None else LOADERS[data.source]
     if task == TOKEN_CLASSIFICATION:  # conll, or jsonl lines of tokens and tags
         loader = tagged_data
+    if task == QUESTION_ANSWERING:
+        from tfptm.recipes.schema import Head
+
+        loader, extra["head"] = qa_data, head or Head(task=QUESTION_ANSWERING)
     loaded = loader(data, seed, tokenizer=tokenizer, outputs=outputs, vocabulary_size=vocabulary_size, **extra)
     loaded.source = data.source
     if data.strict and loaded.skipped:  # the loaders raise on the first bad input; this catches any they counted
@@ -231,7 +239,8 @@ def load_recipe_data(recipe, backbone=None, tokenizer=None, splits=None):
     inputs = backbone.input if backbone is not None else None
     return load_data(recipe.data, recipe.seed, tokenizer=tokenizer,
                      outputs=inputs if isinstance(inputs, dict) else "token_ids",
-                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"), splits=splits, task=recipe.head.task)
+                     vocabulary_size=recipe.backbone.args.get("vocabulary_size"), splits=splits, task=recipe.head.task,
+                     head=recipe.head)
 
 
 def check_data_agrees(recipe, class_names):

@@ -89,24 +89,30 @@ def export_run(
 
 
 def raw_text_kind(tokenizer):
-    """Which raw test strings check the SavedModel a `tokenizer` gives: "pairs", "tagged" or `None` (no check)."""
+    """Which raw test strings check the SavedModel a `tokenizer` gives: "pairs", "tagged", "answers" or `None`."""
+    from tfptm.tasks.spans import SpanTokenizer
     from tfptm.tasks.tokens import WordTokenizer
 
     if isinstance(tokenizer, WordTokenizer):
         return "tagged"
+    if isinstance(tokenizer, SpanTokenizer):
+        return "answers"
     return "pairs" if getattr(tokenizer, "text_inputs", ()) == ("text_a", "text_b") else None
 
 
 def check_raw_strings(summary, model, tokenizer, class_names, texts):
     """The raw-string signature of `summary`'s SavedModel checked against `model` on the same raw test strings:
     `raw_text_pairs` of a pair classifier (`texts` is `(texts_a, texts_b)`), `raw_text` of a token classifier
-    (`texts` is `(texts,)`)."""
-    from tfptm.tasks.tokens import WordTokenizer
-
-    if isinstance(tokenizer, WordTokenizer):
+    (`texts` is `(texts,)`), `answer` of a question answerer (`(questions, contexts)`)."""
+    kind = raw_text_kind(tokenizer)
+    if kind == "tagged":
         from tfptm.jobs.tokens import check_raw_tags
 
         return check_raw_tags(summary, model, tokenizer, class_names, texts[0])
+    if kind == "answers":
+        from tfptm.jobs.spans import check_raw_answers
+
+        return check_raw_answers(summary, model, tokenizer, *texts)
     return check_raw_pairs(summary, model, tokenizer, *texts)
 
 
@@ -126,7 +132,8 @@ def check_raw_pairs(summary, model, tokenizer, texts_a, texts_b, limit=256):
 def run_texts(run_dir, kind, limit=256):
     """Raw held-out texts of a run, read again from its `recipe.yaml`'s data (same seed, same split), for the
     raw-string checks: `(texts_a, texts_b)` of the test pairs (`kind` "pairs"), `(texts,)` of the test sentences'
-    words joined by spaces ("tagged"), or the held-out anchors and positives (`kind` "embedding"). `None` when the recipe or its data files are gone."""
+    words joined by spaces ("tagged"), `(questions, contexts)` of the test questions ("answers"), or the held-out
+    anchors and positives (`kind` "embedding"). `None` when the recipe or its data files are gone."""
     recipe_file = Path(run_dir) / RECIPE_FILE
     if not recipe_file.is_file():
         return None
@@ -138,6 +145,11 @@ def run_texts(run_dir, kind, limit=256):
             from tfptm.jobs.tokens import read_tagged_splits
 
             return ([" ".join(words) for words in read_tagged_splits(recipe.data, recipe.seed)[1].sentences[:limit]],)
+        if kind == "answers":
+            from tfptm.jobs.spans import read_qa_splits
+
+            test = read_qa_splits(recipe.data, recipe.seed)[1]
+            return test.questions[:limit], test.contexts[:limit]
         if kind == "pairs":
             from tfptm.jobs.data import read_pair_splits
 

@@ -14,7 +14,8 @@ import numpy as np
 import tfptm
 from tfptm.errors import TfptmError, one_line
 from tfptm.evaluation.metrics import task_metrics, task_of
-from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
+from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, EMBEDDING, QUESTION_ANSWERING, TEXT_FILE_SOURCES, \
+    TOKEN_CLASSIFICATION
 from tfptm.rundir import PRETRAINED_DIR
 
 #: pretrain.objective -> (the `tfptm.pretrain` function, the backbone it builds). These objectives learn the
@@ -29,6 +30,10 @@ def make_head(head, num_classes):
         from tfptm.tasks.tokens import TokenHead
 
         return TokenHead(num_tags=num_classes, dropout=head.dropout)
+    if head.task == QUESTION_ANSWERING:
+        from tfptm.tasks.spans import SpanHead
+
+        return SpanHead(dropout=head.dropout)
     classes = None if head.task == "binary" else head.num_classes or num_classes
     return tfptm.Head(head.task, num_classes=classes, pooling=head.pooling, dropout=head.dropout,
                       hidden_units=head.hidden_units, label_smoothing=head.label_smoothing)
@@ -58,11 +63,14 @@ def check_examples_fit(model, sample_shape):
 
 def test_metrics(model, data):
     """Test-set metrics of `model` for its head's task: `tfptm.evaluate` on test arrays, else over the test pipeline;
-    token classification: seqeval's entity scores on the test sentences."""
+    token classification: seqeval's entity scores on the test sentences; question answering: SQuAD's exact match
+    and F1 on the test questions."""
     if data.test_table is not None:
+        from tfptm.data.squad import QATable
+        from tfptm.jobs.spans import qa_test_metrics
         from tfptm.jobs.tokens import tagged_test_metrics
 
-        return tagged_test_metrics(model, data)
+        return (qa_test_metrics if isinstance(data.test_table, QATable) else tagged_test_metrics)(model, data)
     if data.x_test is not None:
         return tfptm.evaluate(model, data.x_test, data.y_test, data.class_names)
     outputs, labels = [], []
@@ -165,6 +173,12 @@ def recipe_tokenizer(recipe, run_dir=None):
 
         tokenizer = _single_text_tokenizer(recipe, run_dir)
         return None if tokenizer is None else pair_tokenizer(tokenizer, recipe.data.max_length or DEFAULT_MAX_LENGTH)
+    if recipe.head.task == QUESTION_ANSWERING:  # the window tokenizer trained with
+        from tfptm.jobs.spans import serving_sizes
+        from tfptm.tasks.spans import span_tokenizer
+
+        tokenizer = _single_text_tokenizer(recipe, run_dir)
+        return None if tokenizer is None else span_tokenizer(tokenizer, **serving_sizes(recipe.data, recipe.head))
     if recipe.head.task == TOKEN_CLASSIFICATION:  # the word tokenizer trained with (words, pieces, offsets)
         from tfptm.tasks.tokens import word_tokenizer
 

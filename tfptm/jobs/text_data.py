@@ -10,7 +10,7 @@ import dataclasses
 import tfptm
 from tfptm.errors import TfptmError
 from tfptm.jobs.loaded_data import PARITY_EXAMPLES, LoadedData, check_classes
-from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, TABLE_SOURCES, TOKEN_CLASSIFICATION  # noqa: F401  (for tfptm.jobs.data)
+from tfptm.recipes.schema import DEFAULT_MAX_LENGTH, QUESTION_ANSWERING, TABLE_SOURCES, TOKEN_CLASSIFICATION  # noqa: F401  (for tfptm.jobs.data)
 
 
 
@@ -26,6 +26,10 @@ def read_text_splits(data, seed, task="multiclass"):
         from tfptm.jobs.tokens import read_tagged_splits
 
         return read_tagged_splits(data, seed)
+    if task == QUESTION_ANSWERING:
+        from tfptm.jobs.spans import read_qa_splits
+
+        return read_qa_splits(data, seed)
     columns = dict(text_column=data.text_column, label_column=data.label_column, strict=data.strict, task=task)
     return _train_and_test(lambda path, **kw: tfptm.data.read_text_table(path, **columns, **kw), data, seed,
                            classes=task != "regression")

@@ -42,7 +42,7 @@ from tfptm.jobs.fit import STAGES, carry_files, claimed_work_dir, fit_recipe, pr
 from tfptm.jobs.model import LANGUAGE_MODELS, backbone_and_tokenizer, build, make_backbone, sample_shape, \
     teacher_tokenizer, test_metrics
 from tfptm.jobs.pretrain import PRETRAINERS, pretrain_backup_dir, save_pretrained_artifact
-from tfptm.recipes.schema import EMBEDDING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
+from tfptm.recipes.schema import EMBEDDING, QUESTION_ANSWERING, TEXT_FILE_SOURCES, TOKEN_CLASSIFICATION
 from tfptm.recipes.validate import dump_recipe
 from tfptm.rundir import EXPORT_DIR, HISTORY_FILE, MODEL_FILE, PRETRAINED_DIR, RECIPE_FILE, REPORT_FILE, \
     REPRESENTATIVE_EXAMPLES, final_path, write_representative, write_summary
@@ -142,7 +142,8 @@ def prepare(recipe, strategy, progress, verbose=0, work=None):
     progress(f"reading data ({recipe.data.source})")
     if text:  # read and checked before the backbone loads; tokenized once its tokenizer is known
         splits = read_text_splits(recipe.data, recipe.seed, recipe.head.task)
-        check_data_agrees(recipe, splits[0].class_names)
+        if recipe.head.task != QUESTION_ANSWERING:  # questions have no classes: start and end of a span
+            check_data_agrees(recipe, splits[0].class_names)
     else:
         data = load_recipe_data(recipe)
         check_data_agrees(recipe, data.class_names)
@@ -160,8 +161,12 @@ def prepare(recipe, strategy, progress, verbose=0, work=None):
         if text:
             progress("tokenizing the texts")
             data = load_recipe_data(recipe, backbone, tokenizer, splits)
-        progress(f"{data.num_train} training, {data.num_validation} validation and {data.num_test} test examples, "
-                 f"{len(data.class_names)} {'tags' if data.test_table is not None else 'classes'}")
+        if recipe.head.task == QUESTION_ANSWERING:
+            progress(f"{data.num_train} training windows, {data.num_validation} validation and {data.num_test} test "
+                     "questions")
+        else:
+            progress(f"{data.num_train} training, {data.num_validation} validation and {data.num_test} test examples, "
+                     f"{len(data.class_names)} {'tags' if recipe.head.task == TOKEN_CLASSIFICATION else 'classes'}")
         model = build(recipe, backbone, data.class_names, sample_shape(data))
         prepare_model(recipe, model)
     return data, model, metrics
