@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tfptm.data.squad import write_squad
+from tfptm.data.tagging import write_tagged
+
 from tfptm.datasets import docstring_tokens as dt
 from tfptm.errors import TfptmError
 
@@ -231,30 +234,31 @@ def test_qa_task_answers_are_exact_spans_and_splits_by_file(qa):
 
 def test_writers_read_back(tagging, qa, tmp_path):
     examples = tagging.train[:5]
-    path = dt.write_jsonl(examples, tmp_path / "a" / "train.jsonl")
+    path = write_tagged(examples, tmp_path / "a" / "train.jsonl")
     assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == examples
-    path = dt.write_conll(examples, tmp_path / "train.conll")
+    path = write_tagged(examples, tmp_path / "train.conll")
     blocks = path.read_text(encoding="utf-8").split("\n\n")
     assert blocks[-1] == ""
     read = [{"tokens": [line.split(" ")[0] for line in block.split("\n")],
              "tags": [line.split(" ")[1] for line in block.split("\n")]} for block in blocks[:-1]]
     assert read == examples
-    path = dt.write_squad(qa.test, tmp_path / "test.json")
+    path = write_squad(qa.test, tmp_path / "test.json")
     assert json.loads(path.read_text(encoding="utf-8")) == qa.test
     with pytest.raises(TfptmError, match="whitespace"):
-        dt.write_conll([{"tokens": ["a b"], "tags": ["O"]}], tmp_path / "bad.conll")
+        write_tagged([{"tokens": ["a b"], "tags": ["O"]}], tmp_path / "bad.conll")
+    assert write_tagged([{"tokens": ["a b"], "tags": ["O"]}], tmp_path / "ok.jsonl").is_file()  # JSON Lines may
 
 
 def test_files_read_back_through_the_project_s_readers(tagging, qa, tmp_path):
     from tfptm.data.squad import read_squad
     from tfptm.data.tagging import read_tagged
 
-    for path in (dt.write_conll(tagging.test, tmp_path / "test.conll"),
-                 dt.write_jsonl(tagging.test, tmp_path / "test.jsonl")):
+    for path in (write_tagged(tagging.test, tmp_path / "test.conll"),
+                 write_tagged(tagging.test, tmp_path / "test.jsonl")):
         table = read_tagged(path, strict=True)
         assert table.scheme == "BIO" and table.sentences == [e["tokens"] for e in tagging.test]
         assert table.tags == [e["tags"] for e in tagging.test] and set(table.tag_names) <= set(dt.TAG_NAMES)
-    table = read_squad(dt.write_squad(qa.train, tmp_path / "train.json"), strict=True)
+    table = read_squad(write_squad(qa.train, tmp_path / "train.json"), strict=True)
     assert len(table) == 20 and not table.skipped
     assert table.ids == [item["id"] for a in qa.train["data"] for p in a["paragraphs"] for item in p["qas"]]
 

@@ -440,15 +440,17 @@ def squad_json(table):
 
 
 def write_squad(table, path):
-    """Writes a `QATable` as SQuAD JSON (`squad_json`); `read_squad` reads it back.
+    """Writes a `QATable` (as `squad_json` lays it out), or a SQuAD dict as it is, as SQuAD JSON; `read_squad` reads
+    it back. Returns the path.
 
     Example:
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "qa.json")
-    >>> write_squad(QATable(["1"], ["t"], ["Who?"], ["Ann ran."], [[{"text": "Ann", "answer_start": 0}]]), path)
+    >>> _ = write_squad(QATable(["1"], ["t"], ["Who?"], ["Ann ran."], [[{"text": "Ann", "answer_start": 0}]]), path)
     >>> read_squad(path).answers
     [[{'text': 'Ann', 'answer_start': 0}]]
     """
     os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(squad_json(table), f, ensure_ascii=False)
+        json.dump(table if isinstance(table, dict) else squad_json(table), f, ensure_ascii=False)
+    return path

@@ -344,3 +344,42 @@ def word_predictions(piece_predictions, word_ids, num_words):
         if w >= 0 and out[w] is None:
             out[w] = prediction
     return out
+
+
+def write_tagged(examples, path, format=None):
+    """Writes tagged sentences (`{"tokens": [...], "tags": [...]}` dicts) as CoNLL or JSON Lines, the format read
+    from the extension (`FORMATS`) unless given; `read_tagged` reads them back. Returns the path.
+
+    CoNLL is one `word TAG` line per word and a blank line after each sentence, so a word may not hold whitespace.
+
+    Example:
+    >>> import os, tempfile
+    >>> examples = [{"tokens": ["fit", "x"], "tags": ["O", "B-PARAM"]}]
+    >>> path = write_tagged(examples, os.path.join(tempfile.mkdtemp(), "a.conll"))
+    >>> open(path).read(), read_tagged(path).sentences
+    ('fit O\\nx B-PARAM\\n\\n', [['fit', 'x']])
+    """
+    from pathlib import Path
+
+    fmt = format or FORMATS.get(os.path.splitext(str(path))[1].lower())
+    if fmt not in ("conll", "jsonl"):
+        raise TfptmError(f"write_tagged: {str(path)!r}: unknown format; expected a .conll or .jsonl path, or "
+                         "format='conll' / 'jsonl'")
+    lines = []
+    for example in examples:
+        tokens, tags = list(example["tokens"]), list(example["tags"])
+        if len(tokens) != len(tags):
+            raise TfptmError(f"write_tagged: {len(tokens)} tokens but {len(tags)} tags; expected one tag per token")
+        if fmt == "jsonl":
+            lines.append(json.dumps({"tokens": tokens, "tags": tags}, ensure_ascii=False))
+            continue
+        for token, tag in zip(tokens, tags):
+            if not token or any(char.isspace() for char in token):
+                raise TfptmError(f"write_tagged: token {token!r} is empty or holds whitespace; CoNLL expects "
+                                 "split_words words (or write JSON Lines)")
+            lines.append(f"{token} {tag}")
+        lines.append("")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

@@ -43,9 +43,20 @@ def _is_punctuation(char):
 
 def _is_cjk(char):
     code = ord(char)
-    return any(low <= code <= high for low, high in (
+    return code >= 0x3400 and any(low <= code <= high for low, high in (
         (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
         (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
+
+
+def _kind(char):
+    if _is_punctuation(char) or _is_cjk(char):
+        return "alone"
+    if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+        return "space"
+    return "word"
+
+
+_ASCII = {chr(code): _kind(chr(code)) for code in range(128)}  # the common case, looked up once
 
 
 def split_words(text):
@@ -63,12 +74,12 @@ def split_words(text):
         raise TfptmError(f"split_words: got {type(text).__name__}; expected a str")
     words, start = [], None
     for i, char in enumerate(text):
-        alone = _is_punctuation(char) or _is_cjk(char)
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf") and char not in "\t\n\r" or alone:
+        kind = _ASCII.get(char) or _kind(char)  # "word", "space" (a delimiter) or "alone" (a word of its own)
+        if kind != "word":
             if start is not None:
                 words.append((text[start:i], start, i))
                 start = None
-            if alone:
+            if kind == "alone":
                 words.append((char, i, i + 1))
         elif start is None:
             start = i

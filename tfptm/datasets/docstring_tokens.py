@@ -159,7 +159,8 @@ class TokenTask:
 
 @dataclasses.dataclass(frozen=True)
 class QATask:
-    """An extractive question answering task: a SQuAD v1.1-style dict per split (`write_squad`), provenance."""
+    """An extractive question answering task: a SQuAD v1.1-style dict per split (`tfptm.data.squad.write_squad`
+    writes one), provenance."""
 
     name: str
     train: dict
@@ -850,63 +851,3 @@ def qa_task(name="libraries", seed=0, train_size=1500, validation_size=200, test
                       for split, d in splits.items()},
             "duplicates": duplicates, "files": files}
     return QATask(name, splits["train"], splits["validation"], splits["test"], info)
-
-
-# -------------------------------------------------------------------------------------------------------- writers
-
-def write_jsonl(examples, path):
-    """Writes examples (`{"tokens", "tags"}` dicts), one JSON object per line; returns the path.
-
-    Example:
-    >>> import tempfile, os
-    >>> examples = [{"tokens": ["fit", "x"], "tags": ["O", "B-PARAM"]}]
-    >>> path = write_jsonl(examples, os.path.join(tempfile.mkdtemp(), "a.jsonl"))
-    >>> open(path).read()
-    '{"tokens": ["fit", "x"], "tags": ["O", "B-PARAM"]}\\n'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as file:
-        for example in examples:
-            file.write(json.dumps({"tokens": list(example["tokens"]), "tags": list(example["tags"])},
-                                  ensure_ascii=False) + "\n")
-    return path
-
-
-def write_conll(examples, path):
-    """Writes examples in CoNLL form: one `token TAG` line per word, a blank line after each example; returns the path.
-
-    Example:
-    >>> import tempfile, os
-    >>> examples = [{"tokens": ["fit", "x"], "tags": ["O", "B-PARAM"]}]
-    >>> path = write_conll(examples, os.path.join(tempfile.mkdtemp(), "a.txt"))
-    >>> open(path).read()
-    'fit O\\nx B-PARAM\\n\\n'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as file:
-        for example in examples:
-            for token, tag in zip(example["tokens"], example["tags"], strict=True):
-                if not token or any(char.isspace() for char in token):
-                    raise TfptmError(f"write_conll: token {token!r} is empty or holds whitespace; expected "
-                                     "split_words words")
-                file.write(f"{token} {tag}\n")
-            file.write("\n")
-    return path
-
-
-def write_squad(split, path):
-    """Writes one split (a SQuAD dict, e.g. `qa_task(...).train`) as JSON; returns the path.
-
-    Example:
-    >>> import tempfile, os
-    >>> path = write_squad({"version": "tfptm-docstring-qa", "data": []}, os.path.join(tempfile.mkdtemp(), "a.json"))
-    >>> json.loads(open(path).read())
-    {'version': 'tfptm-docstring-qa', 'data': []}
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(split, file, ensure_ascii=False)
-    return path
