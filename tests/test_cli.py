@@ -49,8 +49,8 @@ def test_recipes_verb_lists_shows_and_checks(tmp_path):
     listing = tfptm("recipes")
     assert listing.returncode == 0
     names = [line.split()[0] for line in listing.stdout.splitlines()]
-    assert names == ["distill_tflite", "embeddings_minilm", "image_transfer", "mlm_then_finetune", "text_minilm",
-                     "text_pairs_minilm", "tfhub_finetune"]
+    assert names == ["distill_tflite", "embeddings_minilm", "image_transfer", "mlm_then_finetune", "qa_minilm",
+                     "tagging_minilm", "text_minilm", "text_pairs_minilm", "tfhub_finetune"]
     shown = tfptm("recipes", "show", "image_transfer")
     assert shown.returncode == 0 and "name: image_transfer" in shown.stdout
     data = tmp_path / "train.csv"
