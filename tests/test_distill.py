@@ -288,3 +288,47 @@ def test_mirrored_strategy_matches_one_device(tmp_path):
         # float32 sums in another order across 2 replicas; this toy model's weights reach hundreds, so the noise grows
         # with them (up to 1e-3 relative seen); a real error (e.g. a loss not divided by replicas) is a factor of 2
         np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-5)
+
+
+def per_token_linear(bias=None, name="tagger"):
+    """Token ids (batch, steps) -> one-hot of 5 ids -> Dense `head_logits` (3 tags) -> softmax, with a padding_mask
+    input, as a token classifier's: logits computable in NumPy."""
+    ids = keras.Input((None,), dtype="int32", name="token_ids")
+    mask = keras.Input((None,), dtype="bool", name="padding_mask")
+    features = keras.layers.Lambda(lambda t: keras.ops.one_hot(t, 5), name="one_hot")(ids)
+    logits = keras.layers.Dense(3, name="head_logits")(features)
+    model = keras.Model({"token_ids": ids, "padding_mask": mask},
+                        keras.layers.Activation("softmax", name="tag_probabilities")(logits), name=name)
+    if bias is not None:
+        kernel, _ = model.get_layer("head_logits").get_weights()
+        model.get_layer("head_logits").set_weights([kernel, np.asarray(bias, "float32")])
+    return model
+
+
+def test_the_per_token_loss_matches_a_hand_computation():
+    """Token classifiers: every real token adds to the soft term, labelled first pieces (not -1) to the hard term,
+    padding to neither; the token accuracy counts labelled tokens."""
+    rng = np.random.default_rng(2)
+    ids = rng.integers(1, 5, size=(4, 6)).astype("int32")
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4, [1] * 5 + [0]], dtype=bool)
+    ids[~mask] = 0
+    labels = rng.integers(0, 3, size=(4, 6))
+    labels[rng.random((4, 6)) < 0.3] = -1  # continuation pieces, [CLS], [SEP]
+    labels[~mask] = -1
+    student, teacher = per_token_linear(name="student"), per_token_linear(bias=[1.0, -0.5, 0.25], name="teacher")
+    alpha, temperature = 0.4, 2.0
+    distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+    distiller.compile()
+    x = {"token_ids": ids, "padding_mask": mask}
+    logs = distiller.evaluate(x, labels, batch_size=4, return_dict=True, verbose=0)
+
+    onehot = np.eye(5, dtype="float32")[ids]
+    s, t = np_logits(student, onehot), np_logits(teacher, onehot)
+    p_t, log_p_t, log_p_s = np.exp(log_softmax(t / temperature)), log_softmax(t / temperature), log_softmax(s / temperature)
+    kl = (p_t * (log_p_t - log_p_s)).sum(axis=-1)[mask].mean()  # over the 17 real tokens
+    known = labels >= 0
+    ce = -np.take_along_axis(log_softmax(s), np.maximum(labels, 0)[..., None], -1)[..., 0][known].mean()
+    assert logs["distillation_loss"] == pytest.approx(temperature**2 * kl, rel=1e-5)
+    assert logs["student_loss"] == pytest.approx(ce, rel=1e-5)
+    assert logs["loss"] == pytest.approx(alpha * ce + (1 - alpha) * temperature**2 * kl, rel=1e-5)
+    assert logs["accuracy"] == pytest.approx((s.argmax(-1) == labels)[known].mean())
