@@ -167,6 +167,9 @@ def test_recipe_choices_are_the_library_lists():
     assert set(schema.SCHEDULES) == {"constant", *optimizers.DECAYS}
     assert schema.STRATEGIES == tuple(STAGES)
     assert sorted(schema.PRETRAIN_OBJECTIVES) == sorted(PRETRAINERS)
+    from tfptm.tasks import TOKEN_TASK_MODULES, spans, tokens
+
+    assert schema.TOKEN_TASKS == tuple(TOKEN_TASK_MODULES) == (tokens.TASK, spans.TASK)  # head.task of per-token heads
 
 
 def test_loaders_do_not_import_the_demo_data_sets():
