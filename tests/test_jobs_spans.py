@@ -100,3 +100,21 @@ def test_question_answering_recipes_refuse_what_cannot_work(tmp_path, preset, ca
                  "--out", str(tmp_path / "r")]) == 2
     assert "zzz" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_lora_question_answerer(tmp_path, preset):
+    """LoRA on a question answerer: adapters on the backbone's dense layers (merged into their kernels on saving),
+    the embeddings unchanged."""
+    import tfptm
+
+    path = _recipe(tmp_path, preset)
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet", "--set", "finetune.strategy=lora",
+                 "--set", "finetune.lora_rank=2", "--set", "finetune.epochs=2", "--set", "export.tflite=[]",
+                 "--set", "export.saved_model=false"]) == 0
+    original = {w.path.split("/", 1)[-1]: np.array(w) for w in tfptm.backbones.presets.load_preset(str(preset))[0].weights}
+    trained = {w.path.split("/", 1)[-1]: np.array(w)
+               for w in tfptm.backbone_of(tfptm.load_model(tmp_path / "run", compile=False)).weights}
+    common = set(original) & set(trained)
+    changed = {k for k in common if not np.allclose(original[k], trained[k])}
+    assert any("embedding" in k for k in common) and not any("embedding" in k for k in changed)
+    assert any("kernel" in k for k in changed), sorted(common)[:5]

@@ -158,3 +158,21 @@ def test_jsonl_tokens_and_tags(tmp_path, preset):
     train, test = read_tagged_splits(recipe.data, 0)
     assert len(train) == 16 and len(test) == 4 and train.tag_names == ["O", "B-PARAM", "I-PARAM"]
     assert tf.is_tensor(tf.constant(train.sentences[0]))
+
+
+@pytest.mark.parametrize("finetune", [{"strategy": "feature_extraction"}, {"strategy": "partial", "top_blocks": 1},
+                                      {"strategy": "two_stage", "head_epochs": 1}, {"strategy": "gradual", "head_epochs": 1}],
+                         ids=lambda f: f["strategy"])
+def test_every_strategy_trains_a_token_classifier(tmp_path, preset, finetune):
+    """The strategies act on the backbone, whatever the head: each runs, and feature extraction leaves it as it was."""
+    import tfptm
+
+    path = _recipe(tmp_path, preset, epochs=1, **finetune)
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet", "--set", "export.tflite=[]",
+                 "--set", "export.saved_model=false"]) == 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["loss"] and all(np.isfinite(history["loss"]))
+    if finetune["strategy"] == "feature_extraction":
+        original = tfptm.backbones.presets.load_preset(str(preset))[0]
+        trained = tfptm.backbone_of(tfptm.load_model(tmp_path / "run", compile=False))
+        assert all(np.allclose(a, b) for a, b in zip(original.get_weights(), trained.get_weights()))
