@@ -88,7 +88,6 @@ import ast
 import bisect
 import dataclasses
 import importlib.util
-import json
 import re
 import zlib
 from pathlib import Path
