@@ -54,6 +54,7 @@ import os
 import numpy as np
 
 from tfptm.data.loaded import skip_or_raise, skip_summary
+from tfptm.data.tables import _read_utf8
 from tfptm.errors import TfptmError
 
 CLS_LABEL = 0  # the label of both ends when a window does not hold the whole answer: the [CLS] token
@@ -153,7 +154,7 @@ def read_squad(path, strict=False):
     (['Who ran?'], {"answer 0: 'Bob' is not at answer_start 0 of the context (found 'Ann')": 1})
     """
     path = str(path)
-    text = _read_text(path)
+    text = _read_utf8(path, "read_squad", "; expected a SQuAD-style JSON file")
     if path.lower().endswith(".jsonl"):
         rows = _jsonl_rows(text, path)
     else:
@@ -179,22 +180,6 @@ def read_squad(path, strict=False):
                          + "); expected questions with answers found at their answer_start in the context")
     table.skipped = skipped
     return table
-
-
-def _read_text(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise TfptmError(f"read_squad: {path!r} does not exist; expected a SQuAD-style JSON file") from None
-    except OSError as error:
-        raise TfptmError(f"read_squad: {path!r} cannot be read ({error.strerror or error})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise TfptmError(f"read_squad: {path}:{line}: byte 0x{data[error.start]:02x} is not UTF-8; expected UTF-8 "
-                         "JSON") from None
 
 
 def _expect(value, kind, where, what):

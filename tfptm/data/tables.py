@@ -169,14 +169,16 @@ def _label_matrix(raw_labels, class_names, num_classes, path):
     return names, matrix
 
 
-def _read_utf8(path):
+def _read_utf8(path, reader="read_text_table", expected=""):
+    """The UTF-8 text of file `path`; a missing, unreadable or non-UTF-8 file is one `TfptmError` opening with
+    `reader` (the function reading it) and ending with `expected` (what the file should be)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise TfptmError(f"read_text_table: {path!r} does not exist") from None
+        raise TfptmError(f"{reader}: {path!r} does not exist{expected}") from None
     except OSError as error:
-        raise TfptmError(f"read_text_table: {path!r} cannot be read ({error.strerror or error})") from None
+        raise TfptmError(f"{reader}: {path!r} cannot be read ({error.strerror or error})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

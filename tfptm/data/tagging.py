@@ -115,7 +115,7 @@ def read_tagged(path, format=None, tokens_key="tokens", tags_key="tags", scheme=
                          "Lines (.jsonl) with tokens and tags, or format='conll' / 'jsonl'")
     if scheme is not None and scheme not in SCHEMES:
         raise TfptmError(f"read_tagged: scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-    text = _read_utf8(str(path))
+    text = _read_utf8(str(path), "read_tagged", "; expected a CoNLL or JSON Lines file of tagged words")
     rows = _conll_rows(text, path) if fmt == "conll" else _jsonl_rows(text, path, tokens_key, tags_key)
     sentences, tags, skipped = [], [], []
     known = set(tag_names) if tag_names is not None else None
