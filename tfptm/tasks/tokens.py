@@ -145,10 +145,13 @@ def predict_tags(model, sentences, tag_names, pieces, max_length=128, batch_size
     Each word gets its first piece's most probable tag; words cut off by
     `max_length`, or without a piece, get `"O"`.
     """
-    pieces = word_pieces(pieces)
-    arrays = encode_tagged(sentences, None, pieces, max_length)
-    probabilities = model.predict(arrays.x, batch_size=batch_size, verbose=0)
-    ids = np.argmax(probabilities, axis=-1)
+    arrays = encode_tagged(sentences, None, word_pieces(pieces), max_length)
+    return _tags_of(model, sentences, tag_names, arrays, batch_size)
+
+
+def _tags_of(model, sentences, tag_names, arrays, batch_size=32):
+    """`predict_tags` on sentences already packed (`encode_tagged`'s `arrays`)."""
+    ids = np.argmax(model.predict(arrays.x, batch_size=batch_size, verbose=0), axis=-1)
     out = []
     for row, words, word_ids in zip(ids, sentences, arrays.word_ids):
         predicted = word_predictions(row, word_ids, len(words))
@@ -190,9 +193,9 @@ def tag_scores(true_tags, predicted_tags, scheme="BIO"):
 
 def token_metrics(model, sentences, tags, tag_names, pieces, max_length=128, scheme="BIO"):
     """`tag_scores` of `model`'s predictions on tagged sentences (`predict_tags`), with the words cut off counted."""
-    predicted = predict_tags(model, sentences, tag_names, pieces, max_length)
-    scores = tag_scores(tags, predicted, scheme)
-    scores["num_truncated_words"] = encode_tagged(sentences, None, word_pieces(pieces), max_length).num_truncated_words
+    arrays = encode_tagged(sentences, None, word_pieces(pieces), max_length)  # packed once: predicted and counted
+    scores = tag_scores(tags, _tags_of(model, sentences, tag_names, arrays), scheme)
+    scores["num_truncated_words"] = arrays.num_truncated_words
     return scores
 
 
