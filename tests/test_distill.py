@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tfptm
-from tfptm.distill import Distiller, Hint, cache_teacher_outputs, teacher_outputs
+from tfptm.compress import Distiller, HeadDistillation, Hint, cache_teacher_outputs, teacher_outputs
 from tfptm.errors import TfptmError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +59,7 @@ def test_the_loss_matches_a_hand_computation():
     y = np.array([0, 1, 2, -1, 1, 0, -1, 2, 2, 1, 0, -1])  # three unlabelled
     student, teacher = linear(name="student"), linear(bias=[2.0, -1.0, 0.5], name="teacher")
     alpha, temperature = 0.3, 2.5
-    distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+    distiller = Distiller(teacher, student, HeadDistillation(temperature), student_loss_weight=alpha)
     distiller.compile()
     logs = distiller.evaluate(x, y, batch_size=12, return_dict=True, verbose=0)
 
@@ -87,7 +87,7 @@ def test_alpha_one_is_plain_training(data3):
     plain, student, teacher = cnn((4,)), cnn((4,)), cnn((16,))
     student.set_weights(plain.get_weights())
     plain.compile(keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
-    distiller = Distiller(student, teacher, alpha=1.0)
+    distiller = Distiller(teacher, student, student_loss_weight=1.0)
     distiller.compile(keras.optimizers.Adam(1e-2))
     data = tfptm.data.from_arrays(x, y, batch_size=16, shuffle=False)
     plain.fit(data, epochs=2, shuffle=False, verbose=0)
@@ -102,7 +102,7 @@ def test_only_the_student_trains_and_the_teacher_stays_in_inference_mode(data3):
     x, y = data3
     student, teacher = cnn((4,)), cnn((8, 16))  # the teacher has BatchNorm layers
     teacher_before, student_before = weights(teacher), weights(student)
-    distiller = Distiller(student, teacher, alpha=0.5, temperature=3.0)
+    distiller = Distiller(teacher, student, HeadDistillation(3.0), student_loss_weight=0.5)
     distiller.compile(keras.optimizers.Adam(1e-2))
     distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert {id(v) for v in distiller.trainable_weights} == {id(v) for v in student.trainable_weights}
@@ -129,13 +129,13 @@ def test_cached_teacher_outputs_train_the_same_without_running_the_teacher():
     students[1].set_weights(students[0].get_weights())
 
     cached = cache_teacher_outputs(teacher, x, y, batch_size=8, shuffle=False)
-    distiller = Distiller(students[0], teacher, alpha=0.5, temperature=2.0)
+    distiller = Distiller(teacher, students[0], HeadDistillation(2.0), student_loss_weight=0.5)
     distiller.compile(keras.optimizers.SGD(0.1))
     CountingIdentity.calls = 0
     distiller.fit(cached, epochs=2, shuffle=False, verbose=0)
     assert CountingIdentity.calls == 0
 
-    live = Distiller(students[1], teacher, alpha=0.5, temperature=2.0)
+    live = Distiller(teacher, students[1], HeadDistillation(2.0), student_loss_weight=0.5)
     live.compile(keras.optimizers.SGD(0.1))
     live.fit(tfptm.data.from_arrays(x, y, batch_size=8, shuffle=False), epochs=2, shuffle=False, verbose=0)
     assert CountingIdentity.calls > 0
@@ -160,7 +160,7 @@ def test_cached_outputs_pair_a_teacher_and_a_student_that_read_different_inputs(
     np.testing.assert_array_equal(inputs["x"], student_x)
     np.testing.assert_allclose(targets["teacher_logits"], np_logits(teacher, x), atol=1e-5)
     student = linear(name="student")
-    distiller = Distiller(student, teacher, alpha=0.0, temperature=1.0)
+    distiller = Distiller(teacher, student, HeadDistillation(1.0), student_loss_weight=0.0)
     distiller.compile(keras.optimizers.SGD(0.5))
     history = distiller.fit(cached, epochs=20, shuffle=False, verbose=0).history
     assert history["distillation_loss"][-1] < 0.5 * history["distillation_loss"][0]
@@ -171,7 +171,7 @@ def test_cached_outputs_pair_a_teacher_and_a_student_that_read_different_inputs(
 def test_hint_loss_trains_the_projection(data3):
     x, y = data3
     student, teacher = cnn((4, 8)), cnn((8, 16))
-    distiller = Distiller(student, teacher, hint=Hint("backbone", "backbone", weight=1.0))
+    distiller = Distiller(teacher, student, [HeadDistillation(), Hint("backbone", "backbone")])
     distiller.compile(keras.optimizers.Adam(1e-2))
     kernel_before = distiller.projection.kernel.numpy()
     history = distiller.fit(x, y, batch_size=16, epochs=4, verbose=0).history
@@ -185,13 +185,13 @@ def test_hint_loss_trains_the_projection(data3):
     with pytest.raises(TfptmError, match="no teacher_features for the hint"):
         distiller.fit(cache_teacher_outputs(teacher, x, y, batch_size=16), epochs=1, shuffle=False, verbose=0)
     with pytest.raises(TfptmError, match="hint features differ in shape"):
-        Distiller(cnn((4,)), teacher, hint=Hint("backbone", "backbone"))
+        Distiller(teacher, cnn((4,)), [HeadDistillation(), Hint("backbone", "backbone")])
 
 
 def test_callbacks_validation_data_and_the_exported_student(data3, tmp_path):
     x, y = data3
     student = cnn((4,))
-    distiller = Distiller(student, cnn((8,)), alpha=0.2)
+    distiller = Distiller(cnn((8,)), student, student_loss_weight=0.2)
     distiller.compile(keras.optimizers.Adam(1e-2))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=1e9, patience=1)
     history = distiller.fit(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=10, callbacks=[stop], verbose=0).history
@@ -206,9 +206,11 @@ def test_callbacks_validation_data_and_the_exported_student(data3, tmp_path):
 
 
 def test_config_and_keras_file_round_trip_and_errors(tmp_path):
-    distiller = Distiller(linear(name="s"), linear(name="t"), alpha=0.25, temperature=3.0, hint=Hint("x", "x", 0.5))
+    distiller = Distiller(linear(name="t"), linear(name="s"), [HeadDistillation(3.0), Hint("x", "x", 0.5)],
+                          student_loss_weight=0.25)
     clone = Distiller.from_config(distiller.get_config())
-    assert (clone.alpha, clone.temperature, clone.hint) == (0.25, 3.0, Hint("x", "x", 0.5))
+    assert clone.student_loss_weight == 0.25 and clone.distillation_losses[1] == Hint("x", "x", 0.5)
+    assert clone.distillation_losses[0].get_config() == {"temperature": 3.0, "kind": None}
     distiller.save(tmp_path / "distiller.keras")
     loaded = keras.models.load_model(tmp_path / "distiller.keras")  # registered as tfptm>Distiller
     x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
@@ -218,21 +220,19 @@ def test_config_and_keras_file_round_trip_and_errors(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), distiller.student.predict(x, verbose=0), atol=1e-6)
     assert teacher_outputs(clone.teacher, x, hint_layer="x")["teacher_features"].shape == (5, 4)
 
-    with pytest.raises(TfptmError, match="alpha is 1.5"):
-        Distiller(linear(name="s"), linear(name="t"), alpha=1.5)
-    with pytest.raises(TfptmError, match="temperature is 0"):
-        Distiller(linear(name="s"), linear(name="t"), temperature=0)
+    with pytest.raises(TfptmError, match="student_loss_weight \\(alpha\\) is 1.5"):
+        Distiller(linear(name="t"), linear(name="s"), student_loss_weight=1.5)
+    with pytest.raises(TfptmError, match="temperature is 0; expected a number > 0"):
+        Distiller(linear(name="t"), linear(name="s"), HeadDistillation(0))
     with pytest.raises(TfptmError, match="student has 3 classes and the teacher 5"):
-        Distiller(cnn((4,)), cnn((4,), classes=5))
+        Distiller(cnn((4,), classes=5), cnn((4,)))
     softmax_only = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(TfptmError, match="ends in a softmax and has no 'head_logits' layer"):
-        Distiller(softmax_only, linear(name="t"))
+        Distiller(linear(name="t"), softmax_only)
     with pytest.raises(TfptmError, match="no top-level layer 'nope'"):
-        Distiller(linear(name="s"), linear(name="t"), hint=Hint("nope", "x"))
-    with pytest.raises(TfptmError, match="pass no loss"):
-        distiller.compile(loss="mse")
-    with pytest.raises(TfptmError, match="metric 'mae' is not a keras.metrics.Metric"):
-        distiller.compile(metrics=["mae"])
+        Distiller(linear(name="t"), linear(name="s"), [Hint("x", "nope")])
+    with pytest.raises(TfptmError, match="metric 'auc' is not a keras.metrics.Metric"):
+        distiller.compile(metrics=["auc"])
     with pytest.raises(TfptmError, match="unknown keys"):
         distiller.compile()
         distiller.evaluate(np.zeros((2, 4)), {"label": np.zeros(2)}, verbose=0)
@@ -244,7 +244,7 @@ import numpy as np, keras, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tfptm
-from tfptm.distill import Distiller
+from tfptm.compress import Distiller, HeadDistillation
 
 def models():
     inputs = keras.Input((8, 8, 1), name="pixels")
@@ -264,7 +264,7 @@ for name, strategy in (("mirrored", tfptm.training.get_strategy("mirrored")), ("
         if initial is None:
             initial = (student.get_weights(), teacher.get_weights())
         student.set_weights(initial[0]); teacher.set_weights(initial[1])
-        distiller = Distiller(student, teacher, alpha=0.4, temperature=2.0)
+        distiller = Distiller(teacher, student, HeadDistillation(2.0), student_loss_weight=0.4)
         distiller.compile(keras.optimizers.SGD(0.5))
     history = distiller.fit(tfptm.data.from_arrays(x, y, batch_size=8, shuffle=False), epochs=2, shuffle=False, verbose=0).history
     results[name] = {"replicas": strategy.num_replicas_in_sync, "history": history,
@@ -317,7 +317,7 @@ def test_the_per_token_loss_matches_a_hand_computation():
     labels[~mask] = -1
     student, teacher = per_token_linear(name="student"), per_token_linear(bias=[1.0, -0.5, 0.25], name="teacher")
     alpha, temperature = 0.4, 2.0
-    distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+    distiller = Distiller(teacher, student, HeadDistillation(temperature), student_loss_weight=alpha)
     distiller.compile()
     x = {"token_ids": ids, "padding_mask": mask}
     logs = distiller.evaluate(x, labels, batch_size=4, return_dict=True, verbose=0)

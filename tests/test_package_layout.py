@@ -91,7 +91,7 @@ def test_no_import_circle_in_tfptm():
 def test_lower_floors_do_not_import_jobs_recipes_or_cli():
     upper = ("tfptm.jobs", "tfptm.recipes", "tfptm.cli")
     lower = ("tfptm.data", "tfptm.datasets", "tfptm.backbones", "tfptm.heads", "tfptm.build", "tfptm.tasks",
-             "tfptm.training", "tfptm.pretrain", "tfptm.distill", "tfptm.evaluation", "tfptm.export", "tfptm.rundir")
+             "tfptm.training", "tfptm.pretrain", "tfptm.compress", "tfptm.evaluation", "tfptm.export", "tfptm.rundir")
     wrong = sorted((module, target) for module, targets in import_graph().items() if module.startswith(lower)
                    for target in targets if target.startswith(upper))
     assert wrong == []

@@ -40,8 +40,9 @@ _PUBLIC = {
     "rundir": ("tfptm.rundir", None),
     "tasks": ("tfptm.tasks", None),
     "pretrain": ("tfptm.pretrain", None),
-    "Distiller": ("tfptm.distill", "Distiller"),
-    "distill": ("tfptm.distill", None),
+    "Distiller": ("tfptm.compress", "Distiller"),
+    "compress": ("tfptm.compress", None),
+    "distill": ("tfptm.distill", None),  # old path of tfptm.compress, kept for one release
     "write_report": ("tfptm.evaluation.report", "write_report"),
 }
 

@@ -38,6 +38,7 @@ MODULES = {
     "tfptm.data.digits": "tfptm.datasets.digits",
     "tfptm.data.reviews": "tfptm.datasets.reviews",
     "tfptm.backbones.text": "tfptm.backbones.text_encoders",
+    "tfptm.distill": "tfptm.compress",
 }
 
 #: (old module path, old name) -> (new module, new name), for names that moved to another module or were renamed

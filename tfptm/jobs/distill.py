@@ -26,14 +26,15 @@ def distill(recipe, student, data, progress, verbose=0):
     test-split metrics of `"model"` (the student) and `"teacher"`, each with
     its `parameters`.
     """
-    from tfptm.distill import cache_teacher_outputs
+    from tfptm.compress import HeadDistillation, cache_teacher_outputs
 
     section = recipe.distill
     progress(f"loading the teacher {section.teacher}")
     teacher = load_model(section.teacher)
     check_examples_fit(teacher, sample_shape(data))
     with student.distribute_strategy.scope():
-        distiller = tfptm.Distiller(student, teacher, alpha=section.alpha, temperature=section.temperature)
+        distiller = tfptm.Distiller(teacher, student, HeadDistillation(section.temperature),
+                                     student_loss_weight=section.alpha)
         distiller.compile(recipe_optimizer(recipe, section.learning_rate))
     train_data = data.train
     if data.x_train is not None:

@@ -140,7 +140,7 @@ def _run(staging, run_dir, export_dir, config, progress, verbose):
 def _distill(config, staging, task, export_dir, progress):
     """Distils the fine-tuned MiniLM into a bag-of-word-pieces student on unlabelled texts; exports it to TFLite."""
     from tfptm.backbones.presets import load_preset
-    from tfptm.distill import Distiller, cache_teacher_outputs
+    from tfptm.compress import Distiller, HeadDistillation, cache_teacher_outputs
 
     teacher = load_model(staging / "finetuned" / MODEL_FILE, compile=False)
     _, preprocessor = load_preset(config.backbone or default_backbone(), sequence_length=config.max_length)
@@ -155,8 +155,8 @@ def _distill(config, staging, task, export_dir, progress):
                                    embedding_dim=config.student_embedding_dim)
     student = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=len(task.class_names),
                                                      pooling="avg"), name="student")
-    # alpha 0.5: the labelled texts' cross-entropy and the teacher's soft targets (T=2) weigh the same.
-    distiller = Distiller(student, teacher, alpha=0.5, temperature=2.0)
+    # student_loss_weight 0.5: the labelled texts' cross-entropy and the teacher's soft targets (T=2) weigh the same.
+    distiller = Distiller(teacher, student, HeadDistillation(temperature=2.0), student_loss_weight=0.5)
     distiller.compile(keras.optimizers.Adam(config.student_learning_rate))
     distiller.fit(cached, epochs=config.student_epochs, verbose=0)
     metrics = tfptm.evaluate(student, test, task.test[1], task.class_names)
