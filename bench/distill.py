@@ -124,7 +124,7 @@ def train_pair(args, size, teacher, x, y, seed, alpha, temperature, epochs, alon
     Returns `{"alone": model or None, "distilled": model, "alone_seconds", "distill_seconds"}`.
     """
     import keras
-    from tfptm.distill import Distiller
+    from tfptm.compress import Distiller, HeadDistillation
 
     steps = -(-len(y) // args.batch_size)
     keras.utils.set_random_seed(seed)
@@ -138,7 +138,7 @@ def train_pair(args, size, teacher, x, y, seed, alpha, temperature, epochs, alon
         result["alone"] = first
     student = student_model(args, size)
     student.set_weights(initial)
-    distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+    distiller = Distiller(teacher, student, HeadDistillation(temperature), student_loss_weight=alpha)
     distiller.compile(adam(args.learning_rate, epochs, steps))
     data = augmented(x, y, args, seed)
     _, result["distill_seconds"] = timed(lambda: distiller.fit(data, epochs=epochs, shuffle=False, verbose=0))
@@ -173,13 +173,13 @@ def epoch_seconds(args, teacher, x, y):
     """Median seconds of one distillation epoch (tiny student) with the teacher run on every batch, and with cached logits."""
     import keras
     import tfptm
-    from tfptm.distill import Distiller, cache_teacher_outputs
+    from tfptm.compress import Distiller, cache_teacher_outputs
 
     plain = tfptm.data.from_arrays(x, y, batch_size=args.batch_size, seed=0)
     cached = cache_teacher_outputs(teacher, x, y, batch_size=args.batch_size, seed=0)
     seconds = {}
     for name, dataset in (("live_teacher_epoch_seconds", plain), ("cached_teacher_epoch_seconds", cached)):
-        distiller = Distiller(student_model(args, "tiny"), teacher)
+        distiller = Distiller(teacher, student_model(args, "tiny"))
         distiller.compile(keras.optimizers.Adam(args.learning_rate))
         epoch = lambda: distiller.fit(dataset, epochs=1, shuffle=False, verbose=0)  # noqa: E731
         seconds[name] = median_seconds(epoch, 3)  # the untimed first epoch traces and fills the cache

@@ -129,7 +129,7 @@ def train_pair(args, teacher, tokens, data, seed, alpha, temperature, alone=True
     """Student alone and student distilled from the same initial weights: `(alone or None, distilled, seconds)`."""
     import keras
     import tfptm
-    from tfptm.distill import Distiller
+    from tfptm.compress import Distiller, HeadDistillation
 
     keras.utils.set_random_seed(seed)
     first = student_model(args, tokens["vocabulary_size"], "student_alone")
@@ -147,7 +147,7 @@ def train_pair(args, teacher, tokens, data, seed, alpha, temperature, alone=True
         seconds["alone"] = time.perf_counter() - start
     student = student_model(args, tokens["vocabulary_size"], "student_distilled")
     student.set_weights(initial)
-    distiller = Distiller(student, teacher, alpha=alpha, temperature=temperature)
+    distiller = Distiller(teacher, student, HeadDistillation(temperature), student_loss_weight=alpha)
     distiller.compile(keras.optimizers.Adam(args.student_learning_rate))
     start = time.perf_counter()
     distiller.fit(tokens["transfer_cache"], epochs=args.student_epochs, validation_data=tokens["validation_cache"],
@@ -164,7 +164,7 @@ def main(argv=None):
     args = parse(argv)
     import keras
     import tfptm
-    from tfptm.distill import cache_teacher_outputs
+    from tfptm.compress import cache_teacher_outputs
     from tfptm.evaluation.report import parameter_counts
     from tfptm.export.benchmark import tflite_report
 

@@ -7,7 +7,7 @@ The temperature T divides the logits before the softmax, flattening the
 teacher's distribution so those small probabilities carry weight; the T^2
 factor keeps the gradient of the soft term on the same scale whatever T is.
 
-    loss = alpha * CE(y, student) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T))
+    loss = w * CE(y, student) + (1 - w) * T^2 * KL(softmax(teacher/T) || softmax(student/T)),  w = student_loss_weight
 
 The teacher is frozen and runs in inference mode. Its outputs are computed
 once and cached (`cache_teacher_outputs`): on a CPU the teacher's forward pass
@@ -43,9 +43,10 @@ tfptm.finetune(teacher, train, tfptm.training.full(TEACHER_EPOCHS, 1e-3, freeze_
 student = classifier("vgg_cnn", filters=(8, 16))
 print(f"teacher {teacher.count_params():,} parameters, student {student.count_params():,}")
 
-distiller = tfptm.Distiller(student, teacher, alpha=0.1, temperature=4.0)
+distiller = tfptm.Distiller(teacher, student, tfptm.compress.HeadDistillation(temperature=4.0),
+                            student_loss_weight=0.1)
 distiller.compile(optimizer="adam")
-cached = tfptm.distill.cache_teacher_outputs(teacher, x_train, y_train, seed=0)
+cached = tfptm.compress.cache_teacher_outputs(teacher, x_train, y_train, seed=0)
 distiller.fit(cached, epochs=STUDENT_EPOCHS, verbose=0)
 
 for name, model in (("teacher", teacher), ("student", student)):
