@@ -101,3 +101,60 @@ def test_transformer_kernels_inside_keras_hub_layers_are_pruned():
          "padding_mask": np.ones((16, 8), bool)}
     model.fit(x, np.arange(16) % 2, batch_size=4, epochs=1, verbose=0, callbacks=[MagnitudePruning(0.5, frequency=1)])
     assert all(share == pytest.approx(0.5, abs=0.02) for share in sparsity(model)["kernels"].values())
+
+
+def tiny_bert_classifier(layers=3):
+    bert = keras_hub.models.BertBackbone(vocabulary_size=30, num_layers=layers, num_heads=2, hidden_dim=16,
+                                         intermediate_dim=32, max_sequence_length=8)
+    return tfptm.build_model(tfptm.backbones.presets.features_model(bert), tfptm.Head("multiclass", num_classes=3,
+                                                                                      pooling="first"))
+
+
+def token_inputs(n=6):
+    rng = np.random.default_rng(1)
+    mask = np.arange(8)[None] < rng.integers(3, 9, (n, 1))
+    return {"token_ids": np.where(mask, rng.integers(1, 30, (n, 8)), 0), "segment_ids": np.zeros((n, 8), "int32"),
+            "padding_mask": mask}
+
+
+def test_structured_pruning_removes_the_units_and_layers_that_carry_nothing(tmp_path):
+    from tfptm.compress.structured import prune_transformer, transformer_layers
+
+    model, x = tiny_bert_classifier(), token_inputs()
+    backbone = model.get_layer("backbone")
+    # Units whose output weights are 0 add nothing: pruning exactly those (the least important) changes nothing.
+    silent = {}
+    for i in range(3):
+        block = backbone.get_layer(f"transformer_layer_{i}")
+        out = block._feedforward_output_dense.kernel
+        units = np.random.default_rng(i).choice(32, 16, replace=False)
+        value = np.asarray(out).copy()
+        value[units] = 0
+        out.assign(value)
+        silent[i] = units
+    expected = model.predict(x, verbose=0)
+    smaller = prune_transformer(model, feedforward=0.5)
+    assert [c["intermediate_dim"] for c in transformer_layers(smaller).values()] == [16, 16, 16]
+    np.testing.assert_allclose(smaller.predict(x, verbose=0), expected, atol=1e-5)
+    assert smaller.count_params() < model.count_params()
+    assert np.asarray(model.get_layer("backbone").get_layer("transformer_layer_0")._feedforward_output_dense.kernel
+                      ).shape == (32, 16)  # the original is unchanged
+
+    # A layer whose attention and feed-forward outputs are 0 only re-normalizes: dropping it changes ~nothing.
+    middle = backbone.get_layer("transformer_layer_1")
+    for dense in (middle._self_attention_layer._output_dense, middle._feedforward_output_dense):
+        for variable in dense.weights:
+            variable.assign(np.zeros(variable.shape, "float32"))
+    expected = model.predict(x, verbose=0)
+    shallow = prune_transformer(model, drop_layers=[1])
+    assert list(transformer_layers(shallow)) == ["transformer_layer_0", "transformer_layer_2"]
+    np.testing.assert_allclose(shallow.predict(x, verbose=0), expected, atol=1e-3)
+
+    # The result is a plain model: it saves, loads and exports like any other.
+    tfptm.save_model(shallow, tmp_path / "shallow.keras")
+    loaded = tfptm.load_model(tmp_path / "shallow.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), shallow.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(TfptmError, match="drop_layers is \\[0, 1, 2\\]"):
+        prune_transformer(model, drop_layers=[0, 1, 2])
+    with pytest.raises(TfptmError, match="no KerasHub TransformerEncoder layers"):
+        prune_transformer(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), feedforward=0.5)

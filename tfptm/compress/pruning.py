@@ -38,7 +38,7 @@ def prunable_kernels(model):
     """The kernels magnitude pruning applies to: `{variable path: variable}` of every Dense, EinsumDense and
     convolution layer's kernel (depthwise and pointwise kernels included), at any depth, trainable or not."""
     kernels = {}
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, KERNEL_LAYERS):
             # Dense and EinsumDense keep the variable in `_kernel` (their `kernel` adds a LoRA update when enabled)
             for name in ("_kernel", "kernel", "depthwise_kernel", "pointwise_kernel"):
@@ -48,7 +48,8 @@ def prunable_kernels(model):
     return kernels
 
 
-def _all_layers(model):
+def all_layers(model):
+    """`model` and every layer inside it, at any depth, each once."""
     seen, stack, order = set(), [model], []
     while stack:
         layer = stack.pop()
