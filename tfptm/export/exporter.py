@@ -64,7 +64,7 @@ def export_checked(
     if representative_data is not None:
         representative_data = checked_inputs(model, representative_data, "representative data")
     for quantization in quantizations:
-        check_tflite_args(export_dir / f"{model_name}.{quantization}.tflite", quantization, representative_data)
+        check_tflite_args(export_dir / f"{model_name}.{quantization}.tflite", quantization, representative_data, model)
     class_names = None if task(model) == EMBEDDINGS else class_names_or_default(model, class_names)
     artifacts, parity, sizes, extra = {}, {}, {}, {}
     with staged_group(export_dir, model_name, "export", debris=stale_debris(model_name)) as stage:

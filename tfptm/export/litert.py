@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfptm.compress.qat import quantization_aware_of
 from tfptm.errors import TfptmError
 from tfptm.export.attention import int8_friendly_attention
 from tfptm.export.recurrent import recurrent_layers, unrolled_recurrence
@@ -75,7 +76,7 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
     ('m.tflite', 'm.labels.txt', False)
     """
     path = Path(path)
-    check_tflite_args(path, quantization, representative_data)
+    check_tflite_args(path, quantization, representative_data, model)
     class_names = class_names_or_default(model, class_names)
     debris = tuple(f".{path.stem}.{suffix}.partial-*" for suffix in ("tflite", "labels.txt", "json"))
     with staged_group(path.parent, path.stem, "TFLite export", debris=debris) as stage:
@@ -88,26 +89,35 @@ def _beside(path, staged):
     return None if staged is None else path.parent / staged.name
 
 
-def check_tflite_args(path, quantization, representative_data):
-    """Refuses a bad TFLite path, quantization or missing int8 calibration data before anything is written."""
+def check_tflite_args(path, quantization, representative_data, model=None):
+    """Refuses a bad TFLite path, quantization or missing int8 calibration data before anything is written.
+
+    A quantization-aware `model` (`tfptm.compress.quantization_aware`) needs
+    no representative data for int8: its learned ranges must be there instead.
+    """
     if Path(path).suffix != ".tflite":
         raise TfptmError(f"TFLite path {str(path)!r} must end in .tflite")
     if quantization not in QUANTIZATIONS:
         raise TfptmError(f"Unknown quantization {quantization!r}; expected one of {', '.join(QUANTIZATIONS)}")
-    if quantization == "int8" and representative_data is None:
+    learned = quantization_aware_of(model) if model is not None else None
+    if quantization == "int8" and learned is not None:
+        learned.check_ranges()
+    elif quantization == "int8" and representative_data is None:
         raise TfptmError("int8 quantization needs representative_data: a few hundred training inputs")
 
 
 def write_tflite(model, path, quantization, representative_data=None, int8_io=False, class_names=None, metadata=None):
     """Converts `model` and writes `path` with its labels and metadata beside it, with no staging: callers stage."""
     path = Path(path)
-    check_tflite_args(path, quantization, representative_data)
+    check_tflite_args(path, quantization, representative_data, model)
     head = task(model)
     class_names = None if head == EMBEDDINGS else class_names_or_default(model, class_names)
     flatbuffer, select_tf_ops, rewritten, unrolled = _convert(model, quantization, representative_data, int8_io)
     if unrolled:
         metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
-    if quantization == "int8":
+    if quantization == "int8" and quantization_aware_of(model) is not None:
+        metadata = {"quantization_aware": True, "float_ops": float_ops(flatbuffer), **(metadata or {})}
+    elif quantization == "int8":
         metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
     if head == EMBEDDINGS:  # vectors: no labels
         labels_path, described = None, {"task": head, "output": EMBEDDINGS}
@@ -142,7 +152,14 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
     """`(flatbuffer, select_tf_ops, attention layers rewritten, recurrent layers unrolled)`; `output` names the
     signature's output (default by the head's task: `probabilities` or `values`)."""
     spec = input_specs(model)
-    rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
+    learned = quantization_aware_of(model)
+    if learned is not None:  # learned ranges for int8; a plain float trace for every other quantization
+        if quantization == "int8" and int8_io:
+            raise TfptmError("int8_io is not available for a quantization-aware model: LayerNorm and softmax stay float")
+        quantization = "learned" if quantization == "int8" else quantization
+        rewrite = contextlib.nullcontext(0) if quantization == "learned" else learned.float_calls()
+    else:
+        rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
     fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
     unroll = unrolled_recurrence(model) if fixed_length and recurrent_layers(model) else contextlib.nullcontext(0)
     with tempfile.TemporaryDirectory() as saved, rewrite as rewritten, unroll as unrolled:
@@ -169,7 +186,7 @@ def _converter(saved_model_dir, spec, quantization, representative_data, int8_io
     if select_tf_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
-    if quantization != "float32":
+    if quantization != "float32":  # "learned": fake-quantization ranges from training become int8 kernels
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]

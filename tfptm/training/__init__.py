@@ -8,7 +8,7 @@ from tfptm.training.finetune import finetune, recompile, set_trainable_blocks
 from tfptm.training.lora import enable_lora, lora_rank
 from tfptm.training.optimizers import WarmupDecay, layerwise_lr_decay, optimizer, with_lr_multipliers
 from tfptm.training.precision import mixed_precision
-from tfptm.training.stages import ALL, Stage, feature_extraction, full, gradual_unfreezing, partial, two_stage
+from tfptm.training.stages import ALL, Stage, feature_extraction, full, gradual_unfreezing, partial, qat, two_stage
 
 __all__ = [
     "ALL",
@@ -35,5 +35,6 @@ __all__ = [
     "recompile",
     "set_trainable_blocks",
     "two_stage",
+    "qat",
     "with_lr_multipliers",
 ]

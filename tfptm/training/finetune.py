@@ -141,6 +141,10 @@ def finetune(model, train_data, stages, validation_data=None, callbacks=None, ve
         if index < first:
             epoch += stage.epochs
             continue
+        if stage.quantization_aware:
+            from tfptm.compress.qat import quantization_aware
+
+            quantization_aware(model)
         set_trainable_blocks(backbone, stage.trainable_blocks, stage.freeze_batchnorm)
         recompile(model, stage.learning_rate)
         if backup:

@@ -20,6 +20,10 @@ class Stage:
         freeze_batchnorm: keep BatchNormalization layers frozen, which in Keras 3
             also runs them in inference mode (moving statistics neither used
             from the batch nor updated). Right for small target data sets.
+        quantization_aware: train with int8 fake quantization
+            (`tfptm.compress.quantization_aware`, switched on at the start of
+            the stage and left on, so the model exports to int8 with the
+            ranges it learned).
     """
 
     name: str
@@ -27,6 +31,7 @@ class Stage:
     learning_rate: float
     trainable_blocks: int | str = ALL
     freeze_batchnorm: bool = True
+    quantization_aware: bool = False
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -61,6 +66,21 @@ def two_stage(head_epochs, finetune_epochs, head_learning_rate=1e-3, finetune_le
     return feature_extraction(head_epochs, head_learning_rate) + [
         Stage("finetune", finetune_epochs, finetune_learning_rate, trainable_blocks=ALL)
     ]
+
+
+def qat(epochs=1, learning_rate=1e-5):
+    """Quantization-aware training after any other recipe: `stages + qat(1)`.
+
+    Every weight trains, at a low rate, while Dense, attention projections and
+    convolutions see int8 fake quantization; BatchNorm stays frozen so that
+    its folded statistics do not move. Then
+    `tfptm.export.tflite(model, path, "int8")` uses the learned ranges.
+
+    Example:
+    >>> [(s.name, s.quantization_aware) for s in two_stage(1, 1) + qat(1)]
+    [('feature_extraction', False), ('finetune', False), ('qat', True)]
+    """
+    return [Stage("qat", epochs, learning_rate, trainable_blocks=ALL, quantization_aware=True)]
 
 
 def gradual_unfreezing(num_blocks, epochs_per_block=1, learning_rate=1e-4, head_epochs=None, head_learning_rate=1e-3,

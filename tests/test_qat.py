@@ -1,0 +1,130 @@
+"""Quantization-aware training: fake quantization that trains, and the int8 TFLite model it converts to."""
+
+import numpy as np
+import pytest
+
+import tfptm
+from tfptm.compress import is_quantization_aware, quantization_aware
+from tfptm.errors import TfptmError
+from tfptm.export.litert import read_metadata, run_tflite
+
+
+def _op_types(path):
+    """`{(op name, output dtype name)}` of a .tflite file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+    return {(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()}
+
+
+def _cnn():
+    backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8, 16), input_scale=1 / 16)
+    return tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=3))
+
+
+def _digits(count=96):
+    images, labels = tfptm.datasets.load_digits()
+    return images[:count].astype("float32"), labels[:count] % 3
+
+
+def _encoder():
+    backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=50, num_layers=2, hidden_dim=16,
+                                   intermediate_dim=32, max_sequence_length=12)
+    return tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2, pooling="first"))
+
+
+def _token_inputs(count=64, length=12, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(2, 50, (count, length))
+    lengths = rng.integers(3, length + 1, count)
+    ids[np.arange(length)[None, :] >= lengths[:, None]] = 0  # padded: the attention mask matters
+    return {"token_ids": ids.astype("int32"), "padding_mask": (ids > 0).astype("int32"), "segment_ids": 0 * ids.astype("int32")}
+
+
+def test_training_learns_ranges_and_changes_weights(tmp_path):
+    model = _cnn()
+    x, y = _digits()
+    before = [w.copy() for w in model.get_weights()]
+    qat = quantization_aware(model)
+    assert all(r["inputs"] is None for r in qat.ranges().values())
+    tfptm.finetune(model, tfptm.data.from_arrays(x, y, batch_size=32, seed=0), tfptm.training.qat(1, 1e-3), verbose=0)
+    ranges = qat.ranges()
+    assert all(r["inputs"] is not None and r["inputs"][0] <= 0 <= r["inputs"][1] for r in ranges.values())
+    assert [0.0, 1.0] in [r["inputs"] for r in ranges.values()]  # the first conv sees the digits scaled to [0, 1]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_fake_quantization_changes_outputs_and_remove_restores_them():
+    model = _cnn()
+    x, _ = _digits(32)
+    plain = model.predict(x, verbose=0)
+    qat = quantization_aware(model).calibrate(x)
+    quantized = model.predict(x, verbose=0)
+    assert 0 < np.abs(plain - quantized).max() < 0.05
+    assert quantization_aware(model) is qat  # a second call gives the same handle, no double wrapping
+    qat.remove()
+    assert not is_quantization_aware(model)
+    np.testing.assert_allclose(model.predict(x, verbose=0), plain, atol=1e-6)
+
+
+def test_cnn_converts_to_int8_kernels_that_match_the_keras_model(tmp_path):
+    model = _cnn()
+    x, y = _digits()
+    tfptm.finetune(model, tfptm.data.from_arrays(x, y, batch_size=32, seed=0), tfptm.training.full(2, 1e-3), verbose=0)
+    tfptm.finetune(model, tfptm.data.from_arrays(x, y, batch_size=32, seed=0), tfptm.training.qat(1, 1e-4), verbose=0)
+    keras_out = model.predict(x, verbose=0)
+    exported = tfptm.export.tflite(model, tmp_path / "m.tflite", "int8")  # no representative data: learned ranges
+    ops = _op_types(exported.path)
+    assert ("CONV_2D", "int8") in ops and ("FULLY_CONNECTED", "int8") in ops
+    assert ("CONV_2D", "float32") not in ops and ("FULLY_CONNECTED", "float32") not in ops
+    meta = read_metadata(exported.path)
+    assert meta["quantization"] == "int8" and meta["quantization_aware"] is True
+    lite = run_tflite(exported.path, x)
+    assert (lite.argmax(1) == keras_out.argmax(1)).mean() >= 0.97
+    assert np.abs(lite - keras_out).max() < 0.1
+
+
+def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_path):
+    model = _encoder()
+    x = _token_inputs()
+    y = (x["token_ids"][:, 1] > 25).astype("int32")
+    quantization_aware(model)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    keras_out = model.predict(x, verbose=0)
+    exported = tfptm.export.tflite(model, tmp_path / "enc.tflite", "int8")
+    ops = _op_types(exported.path)
+    assert ("FULLY_CONNECTED", "int8") in ops and ("FULLY_CONNECTED", "float32") not in ops  # q, k, v, output, FFN
+    assert "LayerNormalization" not in str(ops)
+    assert read_metadata(exported.path)["float_ops"].get("SOFTMAX", 0) >= 1  # kept float on purpose
+    lite = run_tflite(exported.path, x)
+    assert np.abs(lite - keras_out).max() < 0.05
+
+
+def test_float_export_of_a_qat_model_is_the_float_model(tmp_path):
+    model = _cnn()
+    x, _ = _digits(32)
+    qat = quantization_aware(model).calibrate(x)
+    lite = run_tflite(tfptm.export.tflite(model, tmp_path / "f.tflite", "float32").path, x)
+    assert ("CONV_2D", "float32") in _op_types(tmp_path / "f.tflite")
+    qat.remove()
+    np.testing.assert_allclose(lite, model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_int8_export_without_learned_ranges_says_what_to_do(tmp_path):
+    model = _cnn()
+    quantization_aware(model)
+    with pytest.raises(TfptmError, match="no learned ranges.*calibrate"):
+        tfptm.export.tflite(model, tmp_path / "m.tflite", "int8")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_matmul_form_only_accepts_plain_matmuls():
+    from tfptm.compress.qat import matmul_form
+
+    assert matmul_form("ab,bc->ac") == 1
+    assert matmul_form("abc,cd->abd") == 1
+    assert matmul_form("abcd,cde->abe") == 2
+    assert matmul_form("abc,cd->adb") is None  # output reordered
+    assert matmul_form("abc,dc->abd") is None  # kernel transposed
+    assert matmul_form("...b,bc->...c") is None

@@ -1,0 +1,270 @@
+"""Quantization-aware training (QAT) for Keras 3 models, converted by TFLite into int8 kernels.
+
+`quantization_aware(model)` makes every `Dense`, `EinsumDense` and convolution
+in `model` (KerasHub Transformer layers and the attention projections inside
+`MultiHeadAttention` included) compute as its int8 TFLite kernel will:
+
+- the layer's input and its pre-activation output are fake-quantized to 8
+  bits (asymmetric, per tensor) with ranges learned during training as
+  exponential moving averages of each batch's min and max, as TFMOT's
+  `MovingAverageQuantizer` does;
+- the kernel is fake-quantized per tensor, symmetric, narrow range (the int8
+  weight format of TFLite), from its current min/max;
+- gradients pass straight through the rounding (`keras.quantizers.fake_quant_with_min_max_vars`,
+  which lowers to `tf.quantization.fake_quant_with_min_max_vars`, the op the TFLite converter folds).
+
+`tfptm.export.tflite(model, path, "int8")` on such a model converts with the
+learned ranges and no representative data: fully connected, attention
+projection and convolution kernels run in int8 (activations included),
+while LayerNorm, softmax, the attention score products and residual adds
+stay float. That split is measured, not assumed: on this project's CPU the
+int8 kernels for LayerNorm, softmax and batch matmul are 4-14x slower than
+float ones (`bench/int8_ops.py`), while int8 fully connected layers are 3x
+faster; keeping them float is also what keeps QAT int8 agreement near 100%.
+
+The change lives on the layer instances (their `call`), not in the saved
+model: a `.keras` file saved from a QAT model holds its float weights, and
+`QuantizationAware.ranges()` gives the learned ranges. Export int8 in the
+same process, or call `quantization_aware` again and `calibrate`.
+
+Example:
+>>> import numpy as np, tfptm
+>>> backbone = tfptm.backbones.get("vgg_cnn", input_shape=(8, 8, 1), filters=(8,))
+>>> model = tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2))
+>>> qat = quantization_aware(model)
+>>> len(qat.layers), is_quantization_aware(model)
+(3, True)
+>>> _ = qat.calibrate(np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32"))
+>>> sorted(qat.ranges()[qat.layers[0].path])
+['inputs', 'outputs']
+>>> qat.remove(); is_quantization_aware(model)
+False
+"""
+
+import contextlib
+import types
+import weakref
+
+import keras
+import numpy as np
+from keras import ops
+from keras.quantizers import fake_quant_with_min_max_vars
+from keras.src.layers.convolutional.base_conv import BaseConv
+
+from tfptm.errors import TfptmError
+
+QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, BaseConv)
+MOMENTUM = 0.99
+_ACTIVE = weakref.WeakKeyDictionary()  # model -> its QuantizationAware
+
+
+class _Range:
+    """The moving min/max of one tensor, as non-trainable variables in the model's strategy scope."""
+
+    def __init__(self, name, momentum):
+        self.momentum = momentum
+        self.min = keras.Variable(0.0, trainable=False, name=f"{name}_min", aggregation="mean")
+        self.max = keras.Variable(0.0, trainable=False, name=f"{name}_max", aggregation="mean")
+        self.seen = keras.Variable(0.0, trainable=False, name=f"{name}_seen", aggregation="mean")
+
+    def __call__(self, x, update):
+        if update:
+            x32 = ops.cast(ops.stop_gradient(x), "float32")
+            low, high = ops.minimum(ops.min(x32), 0.0), ops.maximum(ops.max(x32), 0.0)  # zero must be exact
+            first = ops.equal(self.seen, 0.0)
+            self.min.assign(ops.where(first, low, self.momentum * self.min + (1 - self.momentum) * low))
+            self.max.assign(ops.where(first, high, self.momentum * self.max + (1 - self.momentum) * high))
+            self.seen.assign(1.0)
+        return fake_quant_with_min_max_vars(x, self.min, ops.maximum(self.max, self.min + 1e-6))
+
+    def value(self):
+        return [float(self.min.numpy()), float(self.max.numpy())] if float(self.seen.numpy()) else None
+
+
+def _quantized_kernel(kernel):
+    """`kernel` fake-quantized as TFLite stores int8 weights: per tensor, symmetric, narrow range."""
+    bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(kernel)), 1e-8))
+    return fake_quant_with_min_max_vars(kernel, -bound, bound, narrow_range=True)
+
+
+def matmul_form(equation):
+    """How many trailing input axes an `EinsumDense` equation contracts, if it is a plain matmul, else None.
+
+    A plain matmul contracts the input's trailing axes with the kernel's
+    leading ones and keeps the rest in order (KerasHub's attention projections
+    `abc,cde->abde` and `abcd,cde->abe` are). Written as one 2-D matmul, its
+    fake-quantized kernel folds into a TFLite int8 FULLY_CONNECTED; as an
+    einsum the converter reshapes and transposes it after the fake
+    quantization, and the kernel stays float.
+
+    Example:
+    >>> matmul_form("abc,cde->abde"), matmul_form("abcd,cde->abe"), matmul_form("abc,dc->abd")
+    (1, 2, None)
+    """
+    inputs, output = equation.replace(" ", "").split("->")
+    x, kernel = inputs.split(",")
+    contracted = "".join(c for c in x if c in kernel and c not in output)
+    if not contracted or "." in equation:
+        return None
+    free_x, free_kernel = x[: len(x) - len(contracted)], kernel[len(contracted) :]
+    if x != free_x + contracted or kernel != contracted + free_kernel or output != free_x + free_kernel:
+        return None
+    return len(contracted)
+
+
+def _flat_product(layer, x, quantize, quantize_outputs, contracted):
+    """`x` times the kernel as one 2-D matmul, bias and output quantization on the 2-D result, then reshaped.
+
+    The TFLite converter fuses a bias add and a fake quantization into
+    FULLY_CONNECTED only when they follow the matmul directly; a Keras matmul
+    of a 3-D input goes through `tensordot`, whose reshape (dynamic when the
+    batch size and length both are) would separate them and leave it float.
+    """
+    kernel = layer.kernel
+    depth = int(np.prod(kernel.shape[:contracted]))
+    lead = tuple(ops.shape(x)[: len(x.shape) - contracted])  # unknown sizes (batch, length) as tensors
+    y = ops.matmul(ops.reshape(x, (-1, depth)), quantize(ops.reshape(kernel, (depth, -1))))
+    bias = getattr(layer, "bias", None)
+    if bias is None or tuple(bias.shape) == tuple(kernel.shape[contracted:]):
+        y = quantize_outputs(y if bias is None else ops.add(y, ops.reshape(bias, (-1,))))
+        return ops.reshape(y, (*lead, *kernel.shape[contracted:]))
+    return quantize_outputs(ops.add(ops.reshape(y, (*lead, *kernel.shape[contracted:])), bias))  # bias on some axes only
+
+
+def _product(layer, x, quantize, quantize_outputs):
+    """The layer's own linear map of `x` by its kernel (through `quantize`) plus its bias, through `quantize_outputs`."""
+    if isinstance(layer, keras.layers.Dense):
+        return _flat_product(layer, x, quantize, quantize_outputs, 1)
+    if isinstance(layer, keras.layers.EinsumDense):
+        contracted = matmul_form(layer.equation)
+        if contracted is not None:
+            return _flat_product(layer, x, quantize, quantize_outputs, contracted)
+        y = ops.einsum(layer.equation, x, quantize(layer.kernel))  # not a matmul: the kernel may stay float in TFLite
+    else:
+        y = layer.convolution_op(x, quantize(layer.kernel))
+    bias = getattr(layer, "bias", None)
+    if bias is not None and isinstance(layer, BaseConv):
+        shape = (1,) * (layer.rank + 1) + (layer.filters,) if layer.data_format == "channels_last" else \
+            (1, layer.filters) + (1,) * layer.rank
+        bias = ops.reshape(bias, shape)
+    return quantize_outputs(y if bias is None else ops.add(y, bias))
+
+
+class QuantizationAware:
+    """The quantization-aware layers of one model and their learned ranges; made by `quantization_aware`."""
+
+    def __init__(self, model, momentum=MOMENTUM):
+        self.model = model
+        self.momentum = momentum
+        self.layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, QUANTIZED_LAYERS)]
+        if not self.layers:
+            raise TfptmError(
+                f"quantization_aware: model {model.name!r} has no Dense, EinsumDense or convolution layer to quantize"
+            )
+        self.calibrating = False
+        self.suspended = False
+        self._ranges = {}
+        self._context_args = {id(layer): layer._call_has_context_arg for layer in self.layers}
+        with model.distribute_strategy.scope():
+            for index, layer in enumerate(self.layers):
+                self._ranges[id(layer)] = (_Range(f"qat_{index}_inputs", momentum), _Range(f"qat_{index}_outputs", momentum))
+        for layer in self.layers:
+            object.__setattr__(layer, "call", types.MethodType(self._call_for(layer), layer))
+            # Keras passes `training` only to a call that declares it; convolutions' own call does not
+            object.__setattr__(layer, "_call_has_context_arg", {**layer._call_has_context_arg, "training": True})
+        _forget_traced_functions(model)
+
+    def _call_for(self, layer):
+        original = type(layer).call
+        inputs_range, outputs_range = self._ranges[id(layer)]
+        handle = self
+
+        def call(self, inputs, training=None):
+            if handle.suspended:
+                return original(self, inputs, **({"training": training} if not isinstance(self, BaseConv) else {}))
+            update = bool(training) or handle.calibrating
+            y = _product(self, inputs_range(inputs, update), _quantized_kernel, lambda t: outputs_range(t, update))
+            return self.activation(y) if self.activation is not None else y
+
+        return call
+
+    def calibrate(self, x, batch_size=32, steps=8):
+        """Sets the activation ranges from up to `steps` batches of `x` (arrays or a dict of arrays), without training.
+
+        Optional before training (the first training batch sets them otherwise);
+        needed to export a model that was not trained since `quantization_aware`.
+        Returns `self`.
+        """
+        count = len(next(iter(x.values())) if isinstance(x, dict) else x)
+        self.calibrating = True
+        try:
+            for start in range(0, min(count, batch_size * steps), batch_size):
+                batch = keras.tree.map_structure(lambda a: np.asarray(a)[start : start + batch_size], x)
+                self.model(batch, training=False)
+        finally:
+            self.calibrating = False
+        return self
+
+    def ranges(self):
+        """`{layer path: {"inputs": [min, max], "outputs": [min, max]}}`; `None` for a range not yet learned."""
+        return {layer.path: {"inputs": self._ranges[id(layer)][0].value(), "outputs": self._ranges[id(layer)][1].value()}
+                for layer in self.layers}
+
+    def check_ranges(self):
+        """Raises a `TfptmError` naming the layers whose ranges were never learned (no training, no calibration)."""
+        missing = [path for path, r in self.ranges().items() if r["inputs"] is None or r["outputs"] is None]
+        if missing:
+            raise TfptmError(
+                f"int8 export of a quantization-aware model: {len(missing)} layer(s) have no learned ranges "
+                f"(first: {missing[0]!r}); train the model, or call calibrate(x) on a few hundred training inputs"
+            )
+
+    @contextlib.contextmanager
+    def float_calls(self):
+        """Within the block the layers compute in plain float (for float and dynamic-range exports)."""
+        before, self.suspended = self.suspended, True
+        try:
+            yield
+        finally:
+            self.suspended = before
+
+    def remove(self):
+        """Restores the layers' own `call`: the model is a plain float model again (its trained weights kept)."""
+        for layer in self.layers:
+            if "call" in layer.__dict__:
+                object.__delattr__(layer, "call")
+            object.__setattr__(layer, "_call_has_context_arg", self._context_args[id(layer)])
+        _forget_traced_functions(self.model)
+        _ACTIVE.pop(self.model, None)
+
+
+def _forget_traced_functions(model):
+    """Drops the model's traced fit/evaluate/predict functions: they would still run the layers' previous `call`."""
+    for name in ("train_function", "test_function", "predict_function"):
+        if getattr(model, name, None) is not None:
+            setattr(model, name, None)
+
+
+def quantization_aware(model, momentum=MOMENTUM):
+    """Makes `model` train and predict with int8 fake quantization; returns its `QuantizationAware`.
+
+    Call it after float fine-tuning and before a few epochs of QAT at a low
+    learning rate (`tfptm.training.qat`), then export with
+    `tfptm.export.tflite(model, path, "int8")`. Calling it on a model that is
+    already quantization-aware returns the existing handle.
+    """
+    if model in _ACTIVE:
+        return _ACTIVE[model]
+    handle = QuantizationAware(model, momentum)
+    _ACTIVE[model] = handle
+    return handle
+
+
+def is_quantization_aware(model):
+    """Whether `quantization_aware` is active on `model`."""
+    return model in _ACTIVE
+
+
+def quantization_aware_of(model):
+    """`model`'s `QuantizationAware`, or None."""
+    return _ACTIVE.get(model)
