@@ -16,6 +16,7 @@ EXAMPLES = {
     "pretrain": "tfptm pretrain mlm_then_finetune --set pretrain.data.path=corpus.txt --out runs/mlm",
     "distill": "tfptm distill distill_tflite --set distill.teacher=runs/digits/model.keras",
     "evaluate": "tfptm evaluate runs/digits   (or: tfptm evaluate model.keras --recipe my_recipe.yaml)",
+    "compress": "tfptm compress runs/minilm --to int8 --qat   |   tfptm compress runs/digits --to int8 --prune 0.5 --qat",
     "export": "tfptm export runs/digits --out export --quantize dynamic,int8 --models-config",
     "predict": "tfptm predict export/digits seven.png three.png --top-k 2   (or export/digits.dynamic.tflite)   |   "
                "text pairs: tfptm predict export/pairs $'Opens a file.\\tReturns a handle.'",
@@ -147,6 +148,19 @@ def _export(args):
     )
     if args.models_config:
         summary["artifacts"]["models_config"] = str(write_models_config(args.out))
+    return _print_run(summary)
+
+
+def _compress(args):
+    _quiet_tensorflow()
+    from tfptm.jobs.compress import compress_run
+
+    summary = compress_run(
+        args.run, args.out or f"{args.run.rstrip('/')}-compressed", to=args.to, qat=args.qat, prune=args.prune,
+        prune_feedforward=args.prune_feedforward, distill=args.distill, epochs=args.epochs,
+        learning_rate=args.learning_rate, saved_model=not args.no_saved_model, progress=_progress(args),
+    )
+    summary["run_dir"] = args.out or f"{args.run.rstrip('/')}-compressed"
     return _print_run(summary)
 
 
@@ -335,6 +349,30 @@ def build_parser():
     export.add_argument("--version", type=_positive_int, metavar="N", help="SavedModel version (default: next free)")
     export.add_argument("--models-config", action="store_true", help="also write OUT/models.config for TF Serving")
     export.set_defaults(handler=_export)
+
+    compress = verb("compress", "make a run's model smaller and faster: distil, prune, QAT; export and check it",
+                    "Steps, in this order, each trained on the run's own data (its recipe.yaml): --distill STUDENT "
+                    "(a .keras model or run, or layers=N: N of a Transformer teacher's layers), --prune S (magnitude "
+                    "pruning to S zero weights) or --prune-feedforward S (structured: removes S of each Transformer "
+                    "layer's feed-forward units), --qat (quantization-aware training; with --to int8 the TFLite model "
+                    "uses the learned ranges: int8 matmuls and convolutions, float LayerNorm and softmax). Then exports "
+                    "--to, checks every artifact against the compressed Keras model, and writes OUT (default "
+                    "RUN-compressed) whole or not at all: model.keras, export/, summary.json with test metrics of the "
+                    "original and compressed models.")
+    compress.add_argument("run", metavar="RUN", help="a run directory from tfptm train")
+    compress.add_argument("--to", default="int8", choices=("float32", "float16", "dynamic", "int8"),
+                          help="TFLite quantization (default: int8)")
+    compress.add_argument("--qat", action="store_true", help="quantization-aware training before an int8 export")
+    compress.add_argument("--prune", type=float, metavar="S", help="magnitude pruning to this share of zero weights")
+    compress.add_argument("--prune-feedforward", type=float, metavar="S",
+                          help="structured pruning: this share of each Transformer layer's feed-forward units removed")
+    compress.add_argument("--distill", metavar="STUDENT", help="a .keras student or run directory, or layers=N")
+    compress.add_argument("--epochs", type=_positive_int, default=1, help="epochs of each training step (default: 1)")
+    compress.add_argument("--learning-rate", type=float, metavar="LR",
+                          help="learning rate of the steps (default: the recipe's finetune rate; QAT a tenth of it)")
+    compress.add_argument("--no-saved-model", action="store_true", help="export TFLite only")
+    compress.add_argument("--out", metavar="DIR", help="output directory (default: RUN-compressed)")
+    compress.set_defaults(handler=_compress)
 
     predict = verb("predict", "top-k labels from an exported SavedModel or .tflite, on image files or texts",
                    "Runs the artifact alone (no training code): image files (JPEG, PNG, GIF, BMP) through an image "
