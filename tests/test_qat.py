@@ -95,6 +95,7 @@ def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_
     exported = tfptm.export.tflite(model, tmp_path / "enc.tflite", "int8")
     ops = _op_types(exported.path)
     assert ("FULLY_CONNECTED", "int8") in ops and ("FULLY_CONNECTED", "float32") not in ops  # q, k, v, output, FFN
+    assert ("GATHER", "int8") in ops  # the token embedding table is stored and read in int8
     assert "LayerNormalization" not in str(ops)
     assert read_metadata(exported.path)["float_ops"].get("SOFTMAX", 0) >= 1  # kept float on purpose
     lite = run_tflite(exported.path, x)
