@@ -47,6 +47,11 @@ def tflite(model, path, quantization="dynamic", representative_data=None, int8_i
             otherwise set the int8 range of the attention logits. The metadata
             then records `int8_attention_layers_rewritten` and `float_ops`
             (see `float_ops`: which ops, if any, still compute in float).
+            A quantization-aware model (`tfptm.compress.quantization_aware`)
+            converts to int8 with its learned ranges instead, without
+            `representative_data`: int8 matmuls, convolutions and embedding
+            tables, float LayerNorm and softmax; its metadata records
+            `quantization_aware`. Its other quantizations trace the plain float model.
         metadata: extra JSON-ready facts (input normalization) stored in
             `<name>.json` with the labels and conversion settings.
 
@@ -116,7 +121,8 @@ def write_tflite(model, path, quantization, representative_data=None, int8_io=Fa
     if unrolled:
         metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
     if quantization == "int8" and quantization_aware_of(model) is not None:
-        metadata = {"quantization_aware": True, "float_ops": float_ops(flatbuffer), **(metadata or {})}
+        metadata = {"quantization_aware": True, "int8_attention_layers_rewritten": rewritten,
+                    "float_ops": float_ops(flatbuffer), **(metadata or {})}
     elif quantization == "int8":
         metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
     if head == EMBEDDINGS:  # vectors: no labels
@@ -157,7 +163,8 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
         if quantization == "int8" and int8_io:
             raise TfptmError("int8_io is not available for a quantization-aware model: LayerNorm and softmax stay float")
         quantization = "learned" if quantization == "int8" else quantization
-        rewrite = contextlib.nullcontext(0) if quantization == "learned" else learned.float_calls()
+        # int8 quantities may meet the attention mask (a select, a softmax): bounded fill, as for post-training int8
+        rewrite = int8_friendly_attention(model) if quantization == "learned" else learned.float_calls()
     else:
         rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
     fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
