@@ -8,10 +8,10 @@ in `model` (KerasHub Transformer layers and the attention projections inside
   bits (asymmetric, per tensor) with ranges learned during training as
   exponential moving averages of each batch's min and max, as TFMOT's
   `MovingAverageQuantizer` does;
-- the kernel is fake-quantized per tensor, symmetric, narrow range (the int8
-  weight format of TFLite), from its current min/max;
-- embedding tables are fake-quantized like kernels (weights only: a
-  lookup has no arithmetic), so TFLite stores and gathers them in int8;
+- the kernel is fake-quantized per output channel, symmetric, narrow range
+  (the int8 weights TFLite gives these layers), from its current values;
+- embedding tables are fake-quantized per tensor (weights only: a lookup
+  has no arithmetic), so TFLite stores and gathers them in int8;
 - gradients pass straight through the rounding (`keras.quantizers.fake_quant_with_min_max_vars`,
   which lowers to `tf.quantization.fake_quant_with_min_max_vars`, the op the TFLite converter folds).
 
@@ -84,9 +84,28 @@ class _Range:
 
 
 def _quantized_kernel(kernel):
-    """`kernel` fake-quantized as TFLite stores int8 weights: per tensor, symmetric, narrow range."""
+    """`kernel` fake-quantized as TFLite stores int8 weights: per tensor, symmetric, narrow range (embedding tables)."""
     bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(kernel)), 1e-8))
     return fake_quant_with_min_max_vars(kernel, -bound, bound, narrow_range=True)
+
+
+def _quantized_probabilities(probabilities):
+    """Attention probabilities on TFLite's int8 softmax output grid: steps of 1/256 from 0."""
+    return fake_quant_with_min_max_vars(probabilities, 0.0, 255.0 / 256.0)
+
+
+def _per_channel_kernel(kernel):
+    """`kernel` fake-quantized per output channel (its last axis), symmetric, narrow range.
+
+    The grid is the one the TFLite converter gives FULLY_CONNECTED and CONV_2D
+    weights (scale `max|w_c| / 127` per output channel), so the export traces
+    the kernel plain and lets the converter quantize it: a fake-quantized
+    kernel would have to be transposed for FULLY_CONNECTED after its
+    quantization, which the converter refuses for per-channel scales.
+    """
+    axes = tuple(range(len(kernel.shape) - 1))
+    bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(kernel), axis=axes), 1e-8))
+    return fake_quant_with_min_max_vars(kernel, -bound, bound, narrow_range=True, axis=-1)
 
 
 def matmul_form(equation):
@@ -165,6 +184,7 @@ class QuantizationAware:
             )
         self.calibrating = False
         self.suspended = False
+        self.exporting = False
         self._ranges = {}
         self.embeddings = [layer for layer in model._flatten_layers(include_self=False)
                            if isinstance(layer, keras.layers.Embedding)]
@@ -178,6 +198,13 @@ class QuantizationAware:
             object.__setattr__(layer, "_call_has_context_arg", {**layer._call_has_context_arg, "training": True})
         for layer in self.embeddings:
             object.__setattr__(layer, "call", types.MethodType(self._lookup_for(layer), layer))
+        from tfptm.export.attention import attention_layers, bounded_attention  # tfptm.export imports this module
+
+        self.attention = [layer for layer in attention_layers(model) if "_compute_attention" not in layer.__dict__
+                          and type(layer)._compute_attention is keras.layers.MultiHeadAttention._compute_attention]
+        compute_attention = bounded_attention(_quantized_probabilities)
+        for layer in self.attention:
+            object.__setattr__(layer, "_compute_attention", types.MethodType(compute_attention, layer))
         _forget_traced_functions(model)
 
     def _lookup_for(self, layer):
@@ -202,7 +229,8 @@ class QuantizationAware:
             if handle.suspended:
                 return original(self, inputs, **({"training": training} if not isinstance(self, BaseConv) else {}))
             update = bool(training) or handle.calibrating
-            y = _product(self, inputs_range(inputs, update), _quantized_kernel, lambda t: outputs_range(t, update))
+            kernel = (lambda k: k) if handle.exporting else _per_channel_kernel  # see _per_channel_kernel
+            y = _product(self, inputs_range(inputs, update), kernel, lambda t: outputs_range(t, update))
             return self.activation(y) if self.activation is not None else y
 
         return call
@@ -247,8 +275,21 @@ class QuantizationAware:
         finally:
             self.suspended = before
 
+    @contextlib.contextmanager
+    def int8_export(self):
+        """Within the block the layers trace for the TFLite converter: kernels plain (it quantizes them per channel)."""
+        self.check_ranges()
+        before, self.exporting = self.exporting, True
+        try:
+            yield
+        finally:
+            self.exporting = before
+
     def remove(self):
         """Restores the layers' own `call`: the model is a plain float model again (its trained weights kept)."""
+        for layer in self.attention:
+            if "_compute_attention" in layer.__dict__:
+                object.__delattr__(layer, "_compute_attention")
         for layer in self.embeddings:
             if "call" in layer.__dict__:
                 object.__delattr__(layer, "call")

@@ -24,26 +24,37 @@ from keras import ops
 MASK_MARGIN = 16.0  # exp(-16) ~ 1e-7: masked weight is negligible even in float, at a cost of 16 logit units of range
 
 
-def _compute_attention(self, query, key, value, attention_mask=None, training=None, return_attention_scores=False,
-                       use_causal_mask=False):
-    """`MultiHeadAttention._compute_attention` with the masked-softmax fill described in the module docstring."""
-    if use_causal_mask:  # Keras routes a causal-only mask here as a flag rather than a tensor
-        causal = self._compute_causal_mask(query, value)
-        attention_mask = causal if attention_mask is None else ops.logical_and(ops.cast(attention_mask, "bool"), causal)
-    query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
-    scores = ops.einsum(self._dot_product_equation, key, query)
-    mask = None
-    if attention_mask is not None:
-        mask = ops.cast(attention_mask, "bool")
-        for _ in range(len(scores.shape) - len(mask.shape)):  # [B, T, S] -> [B, 1, T, S], as Keras expands it
-            mask = ops.expand_dims(mask, axis=-len(self._attention_axes) * 2 - 1)
-        floor = ops.min(scores, axis=self._softmax.axis, keepdims=True) - MASK_MARGIN
-        scores = ops.where(mask, scores, floor)
-    probabilities = self._softmax(scores)
-    if mask is not None:
-        probabilities = ops.where(mask, probabilities, 0.0)
-    dropped = self._dropout_layer(probabilities, training=training)
-    return ops.einsum(self._combine_equation, dropped, value), probabilities
+def bounded_attention(quantize_probabilities=None):
+    """`MultiHeadAttention._compute_attention` with the masked-softmax fill described in the module docstring.
+
+    `quantize_probabilities`, if given, is applied to the attention
+    probabilities before they weight the values (quantization-aware training
+    simulates there the int8 softmax output that TFLite feeds its int8 matmul).
+    """
+
+    def compute_attention(self, query, key, value, attention_mask=None, training=None, return_attention_scores=False,
+                          use_causal_mask=False):
+        if use_causal_mask:  # Keras routes a causal-only mask here as a flag rather than a tensor
+            causal = self._compute_causal_mask(query, value)
+            attention_mask = causal if attention_mask is None else ops.logical_and(ops.cast(attention_mask, "bool"), causal)
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        scores = ops.einsum(self._dot_product_equation, key, query)
+        mask = None
+        if attention_mask is not None:
+            mask = ops.cast(attention_mask, "bool")
+            for _ in range(len(scores.shape) - len(mask.shape)):  # [B, T, S] -> [B, 1, T, S], as Keras expands it
+                mask = ops.expand_dims(mask, axis=-len(self._attention_axes) * 2 - 1)
+            floor = ops.min(scores, axis=self._softmax.axis, keepdims=True) - MASK_MARGIN
+            scores = ops.where(mask, scores, floor)
+        probabilities = self._softmax(scores)
+        if mask is not None:
+            probabilities = ops.where(mask, probabilities, 0.0)
+        if quantize_probabilities is not None:
+            probabilities = quantize_probabilities(probabilities)
+        dropped = self._dropout_layer(probabilities, training=training)
+        return ops.einsum(self._combine_equation, dropped, value), probabilities
+
+    return compute_attention
 
 
 def attention_layers(model):
@@ -81,9 +92,11 @@ def int8_friendly_attention(model):
     layers = [
         layer for layer in attention_layers(model)
         if type(layer)._compute_attention is keras.layers.MultiHeadAttention._compute_attention
+        and "_compute_attention" not in layer.__dict__  # already replaced (quantization-aware training does)
     ]
+    compute_attention = bounded_attention()
     for layer in layers:
-        object.__setattr__(layer, "_compute_attention", types.MethodType(_compute_attention, layer))
+        object.__setattr__(layer, "_compute_attention", types.MethodType(compute_attention, layer))
     try:
         yield len(layers)
     finally:

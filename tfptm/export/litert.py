@@ -164,7 +164,7 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
             raise TfptmError("int8_io is not available for a quantization-aware model: LayerNorm and softmax stay float")
         quantization = "learned" if quantization == "int8" else quantization
         # int8 quantities may meet the attention mask (a select, a softmax): bounded fill, as for post-training int8
-        rewrite = int8_friendly_attention(model) if quantization == "learned" else learned.float_calls()
+        rewrite = _learned_int8(model, learned) if quantization == "learned" else learned.float_calls()
     else:
         rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
     fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
@@ -185,6 +185,13 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
         except Exception:  # the converter reports unsupported ops as a generic ConverterError
             flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert()
             return flatbuffer, True, rewritten, unrolled
+
+
+@contextlib.contextmanager
+def _learned_int8(model, learned):
+    """Traces a quantization-aware model for int8: kernels plain (the converter quantizes them per channel)."""
+    with learned.int8_export():  # its attention layers already mask with the bounded fill
+        yield len(learned.attention)
 
 
 def _converter(saved_model_dir, spec, quantization, representative_data, int8_io, select_tf_ops):
