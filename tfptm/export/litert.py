@@ -120,11 +120,10 @@ def write_tflite(model, path, quantization, representative_data=None, int8_io=Fa
     flatbuffer, select_tf_ops, rewritten, unrolled = _convert(model, quantization, representative_data, int8_io)
     if unrolled:
         metadata = {"recurrent_layers_unrolled": unrolled, **(metadata or {})}
-    if quantization == "int8" and quantization_aware_of(model) is not None:
-        metadata = {"quantization_aware": True, "int8_attention_layers_rewritten": rewritten,
-                    "float_ops": float_ops(flatbuffer), **(metadata or {})}
-    elif quantization == "int8":
-        metadata = {"int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer), **(metadata or {})}
+    if quantization == "int8":
+        learned = {"quantization_aware": True} if quantization_aware_of(model) is not None else {}
+        metadata = {**learned, "int8_attention_layers_rewritten": rewritten, "float_ops": float_ops(flatbuffer),
+                    **(metadata or {})}
     if head == EMBEDDINGS:  # vectors: no labels
         labels_path, described = None, {"task": head, "output": EMBEDDINGS}
     elif head == "regression":
@@ -163,8 +162,7 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
         if quantization == "int8" and int8_io:
             raise TfptmError("int8_io is not available for a quantization-aware model: LayerNorm and softmax stay float")
         quantization = "learned" if quantization == "int8" else quantization
-        # int8 quantities may meet the attention mask (a select, a softmax): bounded fill, as for post-training int8
-        rewrite = _learned_int8(model, learned) if quantization == "learned" else learned.float_calls()
+        rewrite = learned.int8_export() if quantization == "learned" else learned.float_calls()
     else:
         rewrite = int8_friendly_attention(model) if quantization == "int8" else contextlib.nullcontext(0)
     fixed_length = all(dim is not None for s in keras.tree.flatten(spec) for dim in s.shape[1:])
@@ -185,13 +183,6 @@ def _convert(model, quantization, representative_data, int8_io, output=None):
         except Exception:  # the converter reports unsupported ops as a generic ConverterError
             flatbuffer = _converter(saved, spec, quantization, representative_data, int8_io, select_tf_ops=True).convert()
             return flatbuffer, True, rewritten, unrolled
-
-
-@contextlib.contextmanager
-def _learned_int8(model, learned):
-    """Traces a quantization-aware model for int8: kernels plain (the converter quantizes them per channel)."""
-    with learned.int8_export():  # its attention layers already mask with the bounded fill
-        yield len(learned.attention)
 
 
 def _converter(saved_model_dir, spec, quantization, representative_data, int8_io, select_tf_ops):

@@ -40,6 +40,7 @@ Example:
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 
 import tfptm
@@ -53,7 +54,7 @@ from tfptm.jobs.export import run_tokenizer
 from tfptm.jobs.model import check_examples_fit, sample_shape, test_metrics
 from tfptm.progress import Progress
 from tfptm.recipes import load_recipe
-from tfptm.rundir import EXPORT_DIR, MODEL_FILE, RECIPE_FILE, load_model, model_path, read_representative, \
+from tfptm.rundir import EXPORT_DIR, MODEL_FILE, RECIPE_FILE, REPRESENTATIVE_EXAMPLES, load_model, model_path, read_representative, \
     read_summary, representative_path, write_summary
 
 PRUNE_REACHED = 0.7  # share of the pruning steps after which the target sparsity holds (the rest recover)
@@ -173,7 +174,8 @@ def _write(out_dir, run_dir, model, data, recipe, metrics, steps, to, saved_mode
 
     facts = read_summary(run_dir)
     representative = representative_path(run_dir)
-    x = read_representative(representative) if representative is not None else _test_inputs(data)
+    x = read_representative(representative) if representative is not None else \
+        keras.tree.map_structure(lambda a: np.asarray(a)[:REPRESENTATIVE_EXAMPLES], data.test_arrays()[0])
     name = facts.get("model_name") or recipe.name or "model"
     progress(f"exporting {to} and checking it against the compressed Keras model")
     with staged_directory(out_dir, "compress output directory") as staging:
@@ -191,10 +193,3 @@ def _write(out_dir, run_dir, model, data, recipe, metrics, steps, to, saved_mode
                              sparsity=sparsity(model)["sparsity"], source=str(run_dir), quantization=to,
                              class_names=facts.get("class_names"), model_name=name)
 
-
-def _test_inputs(data, limit=256):
-    if data.x_test is None:
-        raise TfptmError("compress: the run has no representative.npy and its test data are a pipeline; "
-                         "run tfptm train again to write representative inputs")
-    return {k: np.asarray(v)[:limit] for k, v in data.x_test.items()} if isinstance(data.x_test, dict) \
-        else np.asarray(data.x_test)[:limit]
