@@ -143,7 +143,7 @@ def variants(teacher, data, out_dir, args, kind, student_fn, structured=True):
         add("teacher", teacher, quantization, representative)
 
     qat = copy_model(teacher, out_dir, "qat")
-    quantization_aware(qat)
+    quantization_aware(qat).calibrate(x_train, steps=19)  # smoothing scales and first ranges
     compile_for(qat, args.qat_learning_rate)
     started = time.perf_counter()
     qat.fit(x_train, y_train, batch_size=batch, epochs=1, verbose=0, shuffle=True)

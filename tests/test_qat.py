@@ -85,21 +85,66 @@ def test_cnn_converts_to_int8_kernels_that_match_the_keras_model(tmp_path):
     assert np.abs(lite - keras_out).max() < 0.1
 
 
-def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_path):
+@pytest.mark.parametrize("split", [False, True])
+def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_path, split):
     model = _encoder()
     x = _token_inputs()
     y = (x["token_ids"][:, 1] > 25).astype("int32")
-    quantization_aware(model)
+    qat = quantization_aware(model, split_outputs=("feedforward_output_dense",) if split else ())
+    qat.calibrate(x)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     keras_out = model.predict(x, verbose=0)
     exported = tfptm.export.tflite(model, tmp_path / "enc.tflite", "int8")
     ops = _op_types(exported.path)
-    assert ("FULLY_CONNECTED", "int8") in ops and ("FULLY_CONNECTED", "float32") not in ops  # q, k, v, output, FFN
+    assert ("FULLY_CONNECTED", "int8") in ops  # q, k, v, attention output, FFN intermediate
+    float_ops = read_metadata(exported.path)["float_ops"]
+    # by default the feed-forward output projection (one per layer) stays float; split, it is int8 too
+    assert float_ops.get("FULLY_CONNECTED", 0) == (0 if split else 2)
     assert ("GATHER", "int8") in ops  # the token embedding table is stored and read in int8
     assert "LayerNormalization" not in str(ops)
-    assert read_metadata(exported.path)["float_ops"].get("SOFTMAX", 0) >= 1  # kept float on purpose
+    assert float_ops.get("SOFTMAX", 0) >= 1  # kept float on purpose
     lite = run_tflite(exported.path, x)
     assert np.abs(lite - keras_out).max() < 0.05
+
+
+def test_smoothing_keeps_the_product_and_evens_out_the_input_channels():
+    from tfptm.compress.outliers import Smoothing
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 16)).astype("float32")
+    x[:, 3] *= 40  # one outlier channel, as a Transformer's LayerNorm outputs have
+    kernel = rng.normal(size=(16, 8)).astype("float32")
+    smoothing = Smoothing("t", 16, 0.8)
+    smoothing.observing = True
+    smoothing(x, kernel)
+    smoothing.observing = False
+    smoothing.fit(kernel)
+    smoothed, scaled = (np.asarray(t) for t in smoothing(x, kernel))
+    np.testing.assert_allclose(smoothed @ scaled, x @ kernel, rtol=1e-4, atol=1e-3)
+    spread = lambda a: np.abs(a).max(0).max() / np.median(np.abs(a).max(0))  # noqa: E731
+    assert spread(smoothed) < spread(x) / 4
+
+
+def test_outlier_split_gives_the_largest_channels_their_own_range_and_the_same_product():
+    from tfptm.compress.outliers import OutlierSplit
+    from tfptm.compress.qat import _Range
+
+    rng = np.random.default_rng(0)
+    x, kernel, bias = (rng.normal(size=s).astype("float32") for s in ((32, 12), (12, 40), (40,)))
+    kernel[:, [5, 17, 30]] *= 50
+    split = OutlierSplit("t", 40, 3, _Range("t_outliers", 0.99))
+    split.observing = True
+    split(x, kernel, bias, None, None)
+    split.observing = False
+    split.fit()
+    assert sorted(split.order.numpy()[-3:]) == [5, 17, 30]
+    same = lambda t: t  # noqa: E731
+    outliers, split.outliers = split.outliers, lambda t, update: t  # no rounding: the two parts rejoin exactly
+    np.testing.assert_allclose(np.asarray(split(x, kernel, bias, same, same)), x @ kernel + bias, rtol=1e-5, atol=1e-4)
+    split.outliers, split.update = outliers, True  # as in training: the outliers' range follows their values, not the others'
+    split(x, kernel, bias, same, same)
+    low, high = split.outliers.value()
+    assert high - low > 10 * np.abs(np.delete(x @ kernel + bias, [5, 17, 30], axis=1)).max()
 
 
 def test_float_export_of_a_qat_model_is_the_float_model(tmp_path):

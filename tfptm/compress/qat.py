@@ -15,14 +15,21 @@ in `model` (KerasHub Transformer layers and the attention projections inside
 - gradients pass straight through the rounding (`keras.quantizers.fake_quant_with_min_max_vars`,
   which lowers to `tf.quantization.fake_quant_with_min_max_vars`, the op the TFLite converter folds).
 
+Two measures keep a Transformer's int8 predictions those of its float model
+(MiniLM: 92% top-1 agreement without them, 99.6% with; `bench/qat_minilm.py`):
+SmoothQuant scales on every projection's input channels (`Smoothing`, set by
+`calibrate`), and the feed-forward output projection, which writes the
+residual stream's outlier channels, kept float (`KEEP_FLOAT`) or split so that
+its largest channels get their own range (`split_outputs`, `OutlierSplit`).
+
 `tfptm.export.tflite(model, path, "int8")` on such a model converts with the
 learned ranges and no representative data: fully connected, attention
 projection and convolution kernels run in int8 (activations included),
-while LayerNorm, softmax, the attention score products and residual adds
-stay float. That split is measured, not assumed: on this project's CPU the
-int8 kernels for LayerNorm, softmax and batch matmul are 4-14x slower than
-float ones (`bench/int8_ops.py`), while int8 fully connected layers are 3x
-faster; keeping them float is also what keeps QAT int8 agreement near 100%.
+while LayerNorm, softmax, GELU, the attention score products and residual
+adds stay float. That split is measured, not assumed: on this project's CPU
+the int8 kernels for LayerNorm, softmax and batch matmul are 4-14x slower
+than float ones (`bench/int8_ops.py`), while int8 fully connected layers are
+3x faster.
 
 The change lives on the layer instances (their `call`), not in the saved
 model: a `.keras` file saved from a QAT model holds its float weights, and
@@ -53,10 +60,19 @@ from keras import ops
 from keras.quantizers import fake_quant_with_min_max_vars
 from keras.src.layers.convolutional.base_conv import BaseConv
 
+from tfptm.compress.outliers import OutlierSplit, Smoothing
 from tfptm.errors import TfptmError
 
 QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, BaseConv)
 MOMENTUM = 0.99
+# Measured on MiniLM (bench/qat_minilm.py). SmoothQuant's alpha for every matmul's input channels.
+SMOOTHING = 0.8
+# A Transformer's feed-forward output projection reads the wide GELU output and writes the residual stream,
+# whose few outlier channels (up to ~200 in MiniLM, the rest within +-5) make one int8 range per tensor far
+# too coarse: by default it stays float (accuracy first). `split_outputs` quantizes it instead, its
+# OUTLIER_CHANNELS largest output channels with their own range: faster, a little less exact.
+KEEP_FLOAT = ("feedforward_output_dense",)
+OUTLIER_CHANNELS = 8
 _ACTIVE = weakref.WeakKeyDictionary()  # model -> its QuantizationAware
 
 
@@ -133,36 +149,47 @@ def matmul_form(equation):
     return len(contracted)
 
 
-def _flat_product(layer, x, quantize, quantize_outputs, contracted):
+def _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, contracted, smoothing=None, split=None):
     """`x` times the kernel as one 2-D matmul, bias and output quantization on the 2-D result, then reshaped.
 
     The TFLite converter fuses a bias add and a fake quantization into
     FULLY_CONNECTED only when they follow the matmul directly; a Keras matmul
     of a 3-D input goes through `tensordot`, whose reshape (dynamic when the
     batch size and length both are) would separate them and leave it float.
+    With `smoothing` (a `Smoothing`), the input's channels are divided by its
+    scales before their quantization and the kernel's rows multiplied by them;
+    with `split` (an `OutlierSplit`), the outlier output channels get their own range.
     """
     kernel = layer.kernel
     depth = int(np.prod(kernel.shape[:contracted]))
     lead = tuple(ops.shape(x)[: len(x.shape) - contracted])  # unknown sizes (batch, length) as tensors
-    y = ops.matmul(ops.reshape(x, (-1, depth)), quantize(ops.reshape(kernel, (depth, -1))))
+    x, kernel2d = ops.reshape(x, (-1, depth)), ops.reshape(kernel, (depth, -1))
+    if smoothing is not None:
+        x, kernel2d = smoothing(x, kernel2d)
     bias = getattr(layer, "bias", None)
-    if bias is None or tuple(bias.shape) == tuple(kernel.shape[contracted:]):
+    flat_bias = bias is None or tuple(bias.shape) == tuple(kernel.shape[contracted:])
+    if split is not None and flat_bias:
+        y = split(quantize_inputs(x), kernel2d, None if bias is None else ops.reshape(bias, (-1,)), quantize,
+                  quantize_outputs)
+        return ops.reshape(y, (*lead, *kernel.shape[contracted:]))
+    y = ops.matmul(quantize_inputs(x), quantize(kernel2d))
+    if flat_bias:
         y = quantize_outputs(y if bias is None else ops.add(y, ops.reshape(bias, (-1,))))
         return ops.reshape(y, (*lead, *kernel.shape[contracted:]))
     return quantize_outputs(ops.add(ops.reshape(y, (*lead, *kernel.shape[contracted:])), bias))  # bias on some axes only
 
 
-def _product(layer, x, quantize, quantize_outputs):
+def _product(layer, x, quantize, quantize_inputs, quantize_outputs, smoothing=None, split=None):
     """The layer's own linear map of `x` by its kernel (through `quantize`) plus its bias, through `quantize_outputs`."""
     if isinstance(layer, keras.layers.Dense):
-        return _flat_product(layer, x, quantize, quantize_outputs, 1)
+        return _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, 1, smoothing, split)
     if isinstance(layer, keras.layers.EinsumDense):
         contracted = matmul_form(layer.equation)
         if contracted is not None:
-            return _flat_product(layer, x, quantize, quantize_outputs, contracted)
-        y = ops.einsum(layer.equation, x, quantize(layer.kernel))  # not a matmul: the kernel may stay float in TFLite
+            return _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, contracted, smoothing, split)
+        y = ops.einsum(layer.equation, quantize_inputs(x), quantize(layer.kernel))  # not a matmul: may stay float
     else:
-        y = layer.convolution_op(x, quantize(layer.kernel))
+        y = layer.convolution_op(quantize_inputs(x), quantize(layer.kernel))
     bias = getattr(layer, "bias", None)
     if bias is not None and isinstance(layer, BaseConv):
         shape = (1,) * (layer.rank + 1) + (layer.filters,) if layer.data_format == "channels_last" else \
@@ -171,18 +198,31 @@ def _product(layer, x, quantize, quantize_outputs):
     return quantize_outputs(y if bias is None else ops.add(y, bias))
 
 
+def _flat_depth(layer):
+    """The input depth of the layer's 2-D matmul form, or None (convolutions, non-matmul einsums)."""
+    if isinstance(layer, keras.layers.Dense):
+        return int(layer.kernel.shape[0])
+    if isinstance(layer, keras.layers.EinsumDense) and matmul_form(layer.equation) is not None:
+        return int(np.prod(layer.kernel.shape[: matmul_form(layer.equation)]))
+    return None
+
+
 class QuantizationAware:
     """The quantization-aware layers of one model and their learned ranges; made by `quantization_aware`."""
 
-    def __init__(self, model, momentum=MOMENTUM):
+    def __init__(self, model, momentum=MOMENTUM, smoothing=SMOOTHING, keep_float=KEEP_FLOAT, split_outputs=()):
         self.model = model
         self.momentum = momentum
-        self.layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, QUANTIZED_LAYERS)]
+        split_outputs = tuple(split_outputs)
+        self.keep_float = tuple(p for p in keep_float if p not in split_outputs)  # split wins over the default
+        self.layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, QUANTIZED_LAYERS)
+                       and not any(pattern in layer.path for pattern in self.keep_float)]
         if not self.layers:
             raise TfptmError(
                 f"quantization_aware: model {model.name!r} has no Dense, EinsumDense or convolution layer to quantize"
             )
         self.calibrating = False
+        self.observing = False
         self.suspended = False
         self.exporting = False
         self._ranges = {}
@@ -192,6 +232,13 @@ class QuantizationAware:
         with model.distribute_strategy.scope():
             for index, layer in enumerate(self.layers):
                 self._ranges[id(layer)] = (_Range(f"qat_{index}_inputs", momentum), _Range(f"qat_{index}_outputs", momentum))
+            self._smoothing = {id(layer): Smoothing(f"qat_{index}", _flat_depth(layer), smoothing)
+                               for index, layer in enumerate(self.layers) if smoothing and _flat_depth(layer)}
+            self._split = {id(layer): OutlierSplit(f"qat_{index}", int(np.prod(layer.kernel.shape)) // _flat_depth(layer),
+                                                   OUTLIER_CHANNELS, _Range(f"qat_{index}_outliers", momentum))
+                           for index, layer in enumerate(self.layers)
+                           if _flat_depth(layer) and any(pattern in layer.path for pattern in split_outputs)
+                           and int(np.prod(layer.kernel.shape)) // _flat_depth(layer) > 2 * OUTLIER_CHANNELS}
         for layer in self.layers:
             object.__setattr__(layer, "call", types.MethodType(self._call_for(layer), layer))
             # Keras passes `training` only to a call that declares it; convolutions' own call does not
@@ -228,25 +275,66 @@ class QuantizationAware:
         def call(self, inputs, training=None):
             if handle.suspended:
                 return original(self, inputs, **({"training": training} if not isinstance(self, BaseConv) else {}))
+            smoothing, split = handle._smoothing.get(id(self)), handle._split.get(id(self))
+            if handle.observing:  # float, recording the statistics of smoothing and split
+                same = lambda t: t  # noqa: E731
+                for part in (smoothing, split):
+                    if part is not None:
+                        part.observing = True
+                try:
+                    y = _product(self, inputs, same, same, same, smoothing, split)
+                finally:
+                    for part in (smoothing, split):
+                        if part is not None:
+                            part.observing = False
+                return self.activation(y) if self.activation is not None else y
             update = bool(training) or handle.calibrating
+            if split is not None:
+                split.update = update
             kernel = (lambda k: k) if handle.exporting else _per_channel_kernel  # see _per_channel_kernel
-            y = _product(self, inputs_range(inputs, update), kernel, lambda t: outputs_range(t, update))
+            y = _product(self, inputs, kernel, lambda t: inputs_range(t, update), lambda t: outputs_range(t, update),
+                         smoothing, split)
             return self.activation(y) if self.activation is not None else y
 
         return call
 
     def calibrate(self, x, batch_size=32, steps=8):
-        """Sets the activation ranges from up to `steps` batches of `x` (arrays or a dict of arrays), without training.
+        """Sets smoothing scales and activation ranges from up to `steps` batches of `x`, without training.
 
-        Optional before training (the first training batch sets them otherwise);
-        needed to export a model that was not trained since `quantization_aware`.
-        Returns `self`.
+        `x`: arrays, a dict of arrays, or a `tf.data.Dataset` of batches (its
+        labels, if any, ignored). Call it before training (with smoothing, the
+        scales come only from here; otherwise the first training batch sets the
+        ranges) and to export a model that was not trained since
+        `quantization_aware`. Returns `self`.
         """
-        count = len(next(iter(x.values())) if isinstance(x, dict) else x)
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            batches = [element[0] if isinstance(element, tuple) else element for element in x.take(steps)]
+        else:
+            count = len(next(iter(x.values())) if isinstance(x, dict) else x)
+            batches = [keras.tree.map_structure(lambda a: np.asarray(a)[start : start + batch_size], x)
+                       for start in range(0, min(count, batch_size * steps), batch_size)]
+        if self._smoothing or self._split:  # first the float model's channel maxima: smoothing scales, outliers
+            self.observing = True
+            for part in (*self._smoothing.values(), *self._split.values()):
+                part.channel_max.assign(np.zeros(part.channel_max.shape, "float32"))
+            try:
+                for batch in batches:
+                    self.model(batch, training=False)
+            finally:
+                self.observing = False
+            for layer in self.layers:
+                if id(layer) in self._smoothing:
+                    self._smoothing[id(layer)].fit(layer.kernel.numpy().reshape(_flat_depth(layer), -1))
+                if id(layer) in self._split:
+                    self._split[id(layer)].fit()
+            for quantizer in (*(q for pair in self._ranges.values() for q in pair),
+                              *(split.outliers for split in self._split.values())):
+                quantizer.seen.assign(0.0)
         self.calibrating = True
         try:
-            for start in range(0, min(count, batch_size * steps), batch_size):
-                batch = keras.tree.map_structure(lambda a: np.asarray(a)[start : start + batch_size], x)
+            for batch in batches:
                 self.model(batch, training=False)
         finally:
             self.calibrating = False
@@ -254,12 +342,17 @@ class QuantizationAware:
 
     def ranges(self):
         """`{layer path: {"inputs": [min, max], "outputs": [min, max]}}`; `None` for a range not yet learned."""
-        return {layer.path: {"inputs": self._ranges[id(layer)][0].value(), "outputs": self._ranges[id(layer)][1].value()}
-                for layer in self.layers}
+        ranges = {}
+        for layer in self.layers:
+            inputs, outputs = self._ranges[id(layer)]
+            ranges[layer.path] = {"inputs": inputs.value(), "outputs": outputs.value()}
+            if id(layer) in self._split:
+                ranges[layer.path]["outlier_outputs"] = self._split[id(layer)].outliers.value()
+        return ranges
 
     def check_ranges(self):
         """Raises a `TfptmError` naming the layers whose ranges were never learned (no training, no calibration)."""
-        missing = [path for path, r in self.ranges().items() if r["inputs"] is None or r["outputs"] is None]
+        missing = [path for path, r in self.ranges().items() if None in r.values()]
         if missing:
             raise TfptmError(
                 f"int8 export of a quantization-aware model: {len(missing)} layer(s) have no learned ranges "
@@ -312,17 +405,29 @@ def _forget_traced_functions(model):
             setattr(model, name, None)
 
 
-def quantization_aware(model, momentum=MOMENTUM):
+def quantization_aware(model, momentum=MOMENTUM, smoothing=SMOOTHING, keep_float=KEEP_FLOAT, split_outputs=()):
     """Makes `model` train and predict with int8 fake quantization; returns its `QuantizationAware`.
 
     Call it after float fine-tuning and before a few epochs of QAT at a low
     learning rate (`tfptm.training.qat`), then export with
     `tfptm.export.tflite(model, path, "int8")`. Calling it on a model that is
     already quantization-aware returns the existing handle.
+
+    Options (defaults measured on MiniLM, `bench/qat_minilm.py`):
+    - `smoothing`: SmoothQuant's alpha for the inputs of every Dense and
+      attention projection (`Smoothing`); 0 or None for none. Its scales are
+      set by `calibrate`, which should come before training.
+    - `keep_float`: layers whose path contains one of these strings stay
+      float32 in TFLite; by default a Transformer's feed-forward output
+      projection (see `KEEP_FLOAT`); `()` quantizes every layer.
+    - `split_outputs`: layers whose path contains one of these strings are
+      int8 with their largest output channels on a range of their own
+      (`OutlierSplit`), e.g. `("feedforward_output_dense",)`: faster than
+      keeping them float, slightly further from the float model.
     """
     if model in _ACTIVE:
         return _ACTIVE[model]
-    handle = QuantizationAware(model, momentum)
+    handle = QuantizationAware(model, momentum, smoothing, keep_float, split_outputs)
     _ACTIVE[model] = handle
     return handle
 

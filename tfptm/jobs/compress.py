@@ -159,7 +159,7 @@ def compress_run(source, out_dir, to="int8", qat=False, prune=None, prune_feedfo
     if qat:
         from tfptm.compress import quantization_aware
 
-        quantization_aware(model)
+        quantization_aware(model).calibrate(data.train)
         progress(f"quantization-aware training ({epochs} epochs)")
         hold = [MagnitudePruning(prune, initial_sparsity=prune)] if prune is not None else []  # pruned weights stay 0
         _fit(model, data, epochs, rate * QAT_RATE_SHARE, hold)

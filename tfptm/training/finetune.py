@@ -144,7 +144,9 @@ def finetune(model, train_data, stages, validation_data=None, callbacks=None, ve
         if stage.quantization_aware:
             from tfptm.compress.qat import quantization_aware
 
-            quantization_aware(model)
+            handle = quantization_aware(model)
+            if isinstance(train_data, tf.data.Dataset):  # smoothing scales and first ranges from the float model
+                handle.calibrate(train_data)
         set_trainable_blocks(backbone, stage.trainable_blocks, stage.freeze_batchnorm)
         recompile(model, stage.learning_rate)
         if backup:
