@@ -28,9 +28,9 @@ def _digits(count=96):
     return images[:count].astype("float32"), labels[:count] % 3
 
 
-def _encoder():
-    backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=50, num_layers=2, hidden_dim=16,
-                                   intermediate_dim=32, max_sequence_length=12)
+def _encoder(hidden_dim=16):
+    backbone = tfptm.backbones.get("transformer_encoder", vocabulary_size=50, num_layers=2, hidden_dim=hidden_dim,
+                                   intermediate_dim=2 * hidden_dim, max_sequence_length=12)
     return tfptm.build_model(backbone, tfptm.Head("multiclass", num_classes=2, pooling="first"))
 
 
@@ -87,11 +87,14 @@ def test_cnn_converts_to_int8_kernels_that_match_the_keras_model(tmp_path):
 
 @pytest.mark.parametrize("split", [False, True])
 def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_path, split):
-    model = _encoder()
+    model = _encoder(hidden_dim=32 if split else 16)  # a split needs more than 2 x 8 output channels
     x = _token_inputs()
     y = (x["token_ids"][:, 1] > 25).astype("int32")
     qat = quantization_aware(model, split_outputs=("feedforward_output_dense",) if split else ())
     qat.calibrate(x)
+    split_layers = [path for path, r in qat.ranges().items() if "outlier_outputs" in r]
+    assert split_layers == (["transformer_layer_1/feedforward_output_dense", "transformer_layer_0/feedforward_output_dense"]
+                            if split else [])
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     keras_out = model.predict(x, verbose=0)
     exported = tfptm.export.tflite(model, tmp_path / "enc.tflite", "int8")
@@ -105,6 +108,15 @@ def test_encoder_attention_and_dense_become_int8_and_agree_on_padded_inputs(tmp_
     assert float_ops.get("SOFTMAX", 0) >= 1  # kept float on purpose
     lite = run_tflite(exported.path, x)
     assert np.abs(lite - keras_out).max() < 0.05
+
+
+def test_bad_smoothing_or_split_pattern_is_one_clear_error():
+    with pytest.raises(TfptmError, match="smoothing is 5.*expected SmoothQuant's alpha in \\[0, 1\\]"):
+        quantization_aware(_encoder(), smoothing=5)
+    model = _encoder()
+    with pytest.raises(TfptmError, match="split_outputs 'feed_forward_output' matches no .* layer path such as"):
+        quantization_aware(model, split_outputs=("feed_forward_output",))  # misspelt
+    assert not is_quantization_aware(model)
 
 
 def test_smoothing_keeps_the_product_and_evens_out_the_input_channels():

@@ -179,14 +179,30 @@ def _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, contrac
     return quantize_outputs(ops.add(ops.reshape(y, (*lead, *kernel.shape[contracted:])), bias))  # bias on some axes only
 
 
+def _contracted(layer):
+    """How many trailing input axes the layer's kernel contracts when it is a plain matmul (Dense: 1), else None."""
+    if isinstance(layer, keras.layers.Dense):
+        return 1
+    if isinstance(layer, keras.layers.EinsumDense):
+        return matmul_form(layer.equation)
+    return None
+
+
+def _matmul_shape(layer):
+    """`(depth, units)` of the layer's kernel as one 2-D matmul, or None (convolutions, non-matmul einsums)."""
+    contracted = _contracted(layer)
+    if contracted is None:
+        return None
+    depth = int(np.prod(layer.kernel.shape[:contracted]))
+    return depth, int(np.prod(layer.kernel.shape)) // depth
+
+
 def _product(layer, x, quantize, quantize_inputs, quantize_outputs, smoothing=None, split=None):
     """The layer's own linear map of `x` by its kernel (through `quantize`) plus its bias, through `quantize_outputs`."""
-    if isinstance(layer, keras.layers.Dense):
-        return _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, 1, smoothing, split)
+    contracted = _contracted(layer)
+    if contracted is not None:
+        return _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, contracted, smoothing, split)
     if isinstance(layer, keras.layers.EinsumDense):
-        contracted = matmul_form(layer.equation)
-        if contracted is not None:
-            return _flat_product(layer, x, quantize, quantize_inputs, quantize_outputs, contracted, smoothing, split)
         y = ops.einsum(layer.equation, quantize_inputs(x), quantize(layer.kernel))  # not a matmul: may stay float
     else:
         y = layer.convolution_op(quantize_inputs(x), quantize(layer.kernel))
@@ -198,15 +214,6 @@ def _product(layer, x, quantize, quantize_inputs, quantize_outputs, smoothing=No
     return quantize_outputs(y if bias is None else ops.add(y, bias))
 
 
-def _flat_depth(layer):
-    """The input depth of the layer's 2-D matmul form, or None (convolutions, non-matmul einsums)."""
-    if isinstance(layer, keras.layers.Dense):
-        return int(layer.kernel.shape[0])
-    if isinstance(layer, keras.layers.EinsumDense) and matmul_form(layer.equation) is not None:
-        return int(np.prod(layer.kernel.shape[: matmul_form(layer.equation)]))
-    return None
-
-
 class QuantizationAware:
     """The quantization-aware layers of one model and their learned ranges; made by `quantization_aware`."""
 
@@ -214,6 +221,9 @@ class QuantizationAware:
         self.model = model
         self.momentum = momentum
         split_outputs = tuple(split_outputs)
+        if smoothing is not None and not 0 <= smoothing <= 1:
+            raise TfptmError(f"quantization_aware: smoothing is {smoothing!r}; expected SmoothQuant's alpha in "
+                             "[0, 1] (0 or None: no smoothing)")
         self.keep_float = tuple(p for p in keep_float if p not in split_outputs)  # split wins over the default
         self.layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, QUANTIZED_LAYERS)
                        and not any(pattern in layer.path for pattern in self.keep_float)]
@@ -232,13 +242,24 @@ class QuantizationAware:
         with model.distribute_strategy.scope():
             for index, layer in enumerate(self.layers):
                 self._ranges[id(layer)] = (_Range(f"qat_{index}_inputs", momentum), _Range(f"qat_{index}_outputs", momentum))
-            self._smoothing = {id(layer): Smoothing(f"qat_{index}", _flat_depth(layer), smoothing)
-                               for index, layer in enumerate(self.layers) if smoothing and _flat_depth(layer)}
-            self._split = {id(layer): OutlierSplit(f"qat_{index}", int(np.prod(layer.kernel.shape)) // _flat_depth(layer),
-                                                   OUTLIER_CHANNELS, _Range(f"qat_{index}_outliers", momentum))
-                           for index, layer in enumerate(self.layers)
-                           if _flat_depth(layer) and any(pattern in layer.path for pattern in split_outputs)
-                           and int(np.prod(layer.kernel.shape)) // _flat_depth(layer) > 2 * OUTLIER_CHANNELS}
+            self._smoothing, self._split = {}, {}
+            for index, layer in enumerate(self.layers):
+                shape = _matmul_shape(layer)
+                if shape is None:
+                    continue
+                if smoothing:
+                    self._smoothing[id(layer)] = Smoothing(f"qat_{index}", shape[0], smoothing)
+                if any(pattern in layer.path for pattern in split_outputs) and shape[1] > 2 * OUTLIER_CHANNELS:
+                    self._split[id(layer)] = OutlierSplit(f"qat_{index}", shape[1], OUTLIER_CHANNELS,
+                                                          _Range(f"qat_{index}_outliers", momentum))
+        unmatched = [pattern for pattern in split_outputs
+                     if not any(pattern in layer.path for layer in self.layers if id(layer) in self._split)]
+        if unmatched:
+            raise TfptmError(
+                f"quantization_aware: split_outputs {unmatched[0]!r} matches no Dense or matmul EinsumDense layer "
+                f"with more than {2 * OUTLIER_CHANNELS} outputs in {model.name!r}; expected part of a layer path "
+                f"such as {self.layers[0].path!r}"
+            )
         for layer in self.layers:
             object.__setattr__(layer, "call", types.MethodType(self._call_for(layer), layer))
             # Keras passes `training` only to a call that declares it; convolutions' own call does not
@@ -276,17 +297,9 @@ class QuantizationAware:
             if handle.suspended:
                 return original(self, inputs, **({"training": training} if not isinstance(self, BaseConv) else {}))
             smoothing, split = handle._smoothing.get(id(self)), handle._split.get(id(self))
-            if handle.observing:  # float, recording the statistics of smoothing and split
+            if handle.observing:  # float; smoothing and split record their statistics (see calibrate)
                 same = lambda t: t  # noqa: E731
-                for part in (smoothing, split):
-                    if part is not None:
-                        part.observing = True
-                try:
-                    y = _product(self, inputs, same, same, same, smoothing, split)
-                finally:
-                    for part in (smoothing, split):
-                        if part is not None:
-                            part.observing = False
+                y = _product(self, inputs, same, same, same, smoothing, split)
                 return self.activation(y) if self.activation is not None else y
             update = bool(training) or handle.calibrating
             if split is not None:
@@ -315,18 +328,22 @@ class QuantizationAware:
             count = len(next(iter(x.values())) if isinstance(x, dict) else x)
             batches = [keras.tree.map_structure(lambda a: np.asarray(a)[start : start + batch_size], x)
                        for start in range(0, min(count, batch_size * steps), batch_size)]
-        if self._smoothing or self._split:  # first the float model's channel maxima: smoothing scales, outliers
-            self.observing = True
-            for part in (*self._smoothing.values(), *self._split.values()):
+        parts = (*self._smoothing.values(), *self._split.values())
+        if parts:  # first the float model's channel maxima: smoothing scales, outliers
+            for part in parts:
                 part.channel_max.assign(np.zeros(part.channel_max.shape, "float32"))
+                part.observing = True
+            self.observing = True
             try:
                 for batch in batches:
                     self.model(batch, training=False)
             finally:
                 self.observing = False
+                for part in parts:
+                    part.observing = False
             for layer in self.layers:
                 if id(layer) in self._smoothing:
-                    self._smoothing[id(layer)].fit(layer.kernel.numpy().reshape(_flat_depth(layer), -1))
+                    self._smoothing[id(layer)].fit(layer.kernel.numpy().reshape(_matmul_shape(layer)[0], -1))
                 if id(layer) in self._split:
                     self._split[id(layer)].fit()
             for quantizer in (*(q for pair in self._ranges.values() for q in pair),
